@@ -1,0 +1,1 @@
+"""mlxsft/backends/mlx."""

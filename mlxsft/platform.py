@@ -1,0 +1,87 @@
+"""Machine facts used by several commands: OS, chip, memory, and the BLAS that MLX runs on.
+
+On Linux the ``mlx[cpu]`` wheel bundles the reference BLAS (measured: ~5 GFLOP/s for a
+1024x1024 fp32 matmul on a 2-core x86_64 box, against ~300 GFLOP/s with Debian's OpenBLAS).
+``ensure_fast_blas()`` re-executes the current command once with OpenBLAS preloaded when it is
+installed, so ``mlxsft ...`` is fast without the user knowing about ``LD_PRELOAD``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+# Debian/Ubuntu (libopenblas0-pthread), then other common layouts.
+OPENBLAS_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3",
+    "/usr/lib/aarch64-linux-gnu/openblas-pthread/libblas.so.3",
+    "/usr/lib64/libopenblas.so.0",
+    "/usr/lib/libopenblas.so.0",
+)
+NO_REEXEC_ENV = "MLXSFT_NO_BLAS_REEXEC"
+
+
+def is_apple_silicon() -> bool:
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+def find_openblas() -> str | None:
+    override = os.environ.get("MLXSFT_OPENBLAS")
+    for cand in ((override,) if override else ()) + OPENBLAS_CANDIDATES:
+        if cand and Path(cand).is_file():
+            return cand
+    return None
+
+
+def blas_preloaded() -> str | None:
+    """The OpenBLAS library preloaded into this process, if any."""
+    for part in os.environ.get("LD_PRELOAD", "").replace(":", " ").split():
+        if "blas" in part.lower() and Path(part).exists():
+            return part
+    return None
+
+
+def ensure_fast_blas(argv: list[str] | None = None) -> None:
+    """On Linux, re-exec once with OpenBLAS preloaded if it exists and is not loaded yet."""
+    if not sys.platform.startswith("linux") or os.environ.get(NO_REEXEC_ENV) or blas_preloaded():
+        return
+    lib = find_openblas()
+    if lib is None:
+        return
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = (lib + " " + env.get("LD_PRELOAD", "")).strip()
+    env[NO_REEXEC_ENV] = "1"  # never loop
+    argv = argv if argv is not None else sys.argv
+    try:
+        os.execve(sys.executable, [sys.executable, *_self_command(argv)], env)
+    except OSError:
+        return  # keep running on the slow BLAS rather than fail
+
+
+def _self_command(argv: list[str]) -> list[str]:
+    # `mlxsft ...` console script or `python -m mlxsft ...`
+    if argv and argv[0].endswith(".py") or (argv and Path(argv[0]).name != "mlxsft"):
+        return ["-m", "mlxsft", *argv[1:]]
+    return ["-m", "mlxsft", *argv[1:]]
+
+
+def total_memory_bytes() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return 0
+
+
+def mlx_blas() -> str:
+    """Which BLAS MLX's CPU path uses in this process."""
+    if sys.platform == "darwin":
+        return "Accelerate"
+    lib = blas_preloaded()
+    return f"OpenBLAS ({lib})" if lib else "reference BLAS bundled with mlx[cpu] (slow; install libopenblas0-pthread)"
