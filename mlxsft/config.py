@@ -87,6 +87,7 @@ class TrainConfig:
     batch_size: int = _f(4, "Rows (or packed sequences) per micro-batch.")
     grad_accum: int = _f(1, "Micro-batches per optimizer step.")
     grad_checkpoint: bool = _f(False, "Recompute activations in the backward pass to save memory.")
+    compile: bool = _f(True, "Compile the training step (mx.compile).")
     seed: int = _f(0, "Random seed (data order, init, dropout).")
     eval_every: int = _f(50, "Validate every N steps (0 = only at the end).")
     eval_batches: int = _f(0, "Validation batches per evaluation (0 = the whole split).")

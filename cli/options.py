@@ -1,0 +1,43 @@
+"""Click options generated from the config dataclasses, so every field is a flag with its help text.
+
+Only flags the user actually typed become overrides (CLI > YAML > defaults).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, Callable
+
+import click
+
+from mlxsft.config import _field_type, field_index
+
+
+def config_options(exclude: tuple[str, ...] = ()) -> Callable:
+    def decorate(fn: Callable) -> Callable:
+        for name, (sec, f) in reversed(list(field_index().items())):
+            if name in exclude:
+                continue
+            typ = _field_type(sec, name)
+            args = [a for a in typing.get_args(typ) if a is not type(None)]
+            base = typing.get_origin(args[0] if args else typ) or (args[0] if args else typ)
+            flag = "--" + name.replace("_", "-")
+            help_text = f.metadata.get("help", "")
+            default = f.default if f.default is not __import__("dataclasses").MISSING else None
+            if base is bool:
+                fn = click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None,
+                                  help=f"{help_text} [default: {default}]")(fn)
+            else:
+                choices = f.metadata.get("choices")
+                ctype: Any = click.Choice(choices) if choices else None
+                shown = default if default not in (None, [], {}) else None
+                fn = click.option(flag, name, type=ctype, default=None, metavar=None if choices else "VALUE",
+                                  help=help_text + (f" [default: {shown}]" if shown is not None else ""))(fn)
+        return fn
+
+    return decorate
+
+
+def overrides_from(kwargs: dict[str, Any]) -> dict[str, Any]:
+    index = field_index()
+    return {k: v for k, v in kwargs.items() if k in index and v is not None}

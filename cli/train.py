@@ -1,0 +1,36 @@
+"""``mlxsft train``: supervised fine-tuning (LoRA / DoRA / QLoRA / full) on MLX.
+
+    mlxsft train                                  # the embedded demo: LoRA on SmolLM2-135M-Instruct
+    mlxsft train --config configs/lora.yaml --data my.jsonl --iters 200
+    mlxsft train --resume runs/sft-20261129-0712  # continue an interrupted run exactly
+"""
+
+from __future__ import annotations
+
+import click
+
+from mlxsft.cli.options import config_options, overrides_from
+
+
+@click.command(context_settings={"max_content_width": 110})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN]",
+              help="Continue a run from its last checkpoint (default: the newest run in runs/).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--plan", "plan_only", is_flag=True, help="Print the memory estimate and exit.")
+@config_options()
+def train(config_file: str | None, resume: str | None, overwrite: bool, plan_only: bool, **kwargs: object) -> None:
+    """Fine-tune a model on chat data (defaults: embedded SmolLM2 + bundled dataset)."""
+    from mlxsft.cli.ui.train import TrainView
+    from mlxsft.config import load_config
+    from mlxsft.train import resolve_resume, run_training
+
+    overrides = overrides_from(kwargs)
+    if resume is not None:
+        cfg, _ = resolve_resume(resume, overrides, config_file)
+    else:
+        cfg = load_config(config_file, overrides)
+    with TrainView(cfg) as view:
+        outcome = run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
+                               callback=view.on_event)
+    view.finish(outcome)

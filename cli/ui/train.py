@@ -1,0 +1,239 @@
+"""Rendering for ``mlxsft train``: a live panel on a terminal, plain log lines otherwise.
+
+``TrainView.on_event`` is the trainer's callback; it is the only place training output is produced.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mlxsft.cli.ui import console, is_interactive
+from mlxsft.config import Config
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    vals = values[-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * (len(SPARK) - 1)))] for v in vals)
+
+
+def _fmt(v: Any, spec: str = ".4f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+class TrainView:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.live_mode = is_interactive()
+        self.losses: list[float] = []
+        self.smoothed: float | None = None
+        self.last: dict[str, Any] = {}
+        self.val: float | None = None
+        self.best: float | None = None
+        self.machine_gb = 0.0
+        self.total_steps = 0
+        self.live: Live | None = None
+        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("epoch {task.fields[epoch]}"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+        self.task = None
+        self._compare_progress: Progress | None = None
+
+    def __enter__(self) -> "TrainView":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop_live()
+        if self._compare_progress is not None:
+            self._compare_progress.stop()
+
+    # ----------------------------------------------------------------- events
+    def on_event(self, event: str, payload: dict) -> None:
+        getattr(self, f"_on_{event}", lambda p: None)(payload)
+
+    def _on_message(self, p: dict) -> None:
+        self._print(p["text"])
+
+    def _on_progress(self, p: dict) -> None:
+        if not self.live_mode and p.get("fraction") in (0.0, 1.0):
+            self._print(f"{p['stage']} ({p['fraction']:.0%})")
+
+    def _on_data(self, p: dict) -> None:
+        for name in ("train", "valid"):
+            s = p.get(name)
+            if s:
+                extra = ", ".join(f"{k} {v}" for k, v in s.items()
+                                  if k in ("truncated", "dropped_overlong", "no_supervised_rows") and v)
+                self._print(f"data {name}: {s.get('rows', '?')} rows, {s.get('total_tokens', '?')} tokens, "
+                            f"{s.get('supervised_tokens', '?')} supervised" + (f" ({extra})" if extra else ""))
+
+    def _on_plan(self, p: dict) -> None:
+        plan, self.machine_gb = p["plan"], p["machine_gb"]
+        self._print(f"{p['method']}: {p['trainable']:,} trainable of {p['total']:,} parameters "
+                    f"({100 * p['trainable'] / max(p['total'], 1):.2f}%)")
+        self._print(f"memory estimate: {plan.total_gb:.2f} GB (weights {plan.weights_gb:.2f}, "
+                    f"trainable+optimizer {plan.trainable_gb:.2f}, activations {plan.activations_gb:.2f}, "
+                    f"logits {plan.logits_gb:.2f}) of {self.machine_gb:.1f} GB")
+        self._print(f"run folder: {p['run_dir']}")
+
+    def _on_start(self, p: dict) -> None:
+        self.total_steps = p["total_steps"]
+        what = "resuming at" if p["resumed"] else "starting at"
+        self._print(f"training {p['rows']} rows, {p['total_steps']} steps ({what} step {p['step']})")
+        if self.live_mode:
+            self.task = self.progress.add_task("train", total=self.total_steps, completed=p["step"], epoch="0.00")
+            self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+            self.live.start()
+
+    def _on_step(self, p: dict) -> None:
+        self.last = p
+        loss = p["train_loss"]
+        self.losses.append(loss)
+        self.smoothed = loss if self.smoothed is None else 0.8 * self.smoothed + 0.2 * loss
+        if self.live:
+            self.progress.update(self.task, completed=p["step"], epoch=f"{p['epoch']:.2f}")
+            self.live.update(self._render())
+        else:
+            self._print(f"step {p['step']}/{p['total_steps']} epoch {p['epoch']:.2f} loss {loss:.4f} "
+                        f"lr {p['learning_rate']:.2e} grad_norm {p['grad_norm']:.3f} "
+                        f"tok/s {p['tokens_per_sec']:.0f} tokens {p['trained_tokens']} "
+                        f"peak_mem {p['peak_memory_gb']:.2f}GB")
+
+    def _on_eval(self, p: dict) -> None:
+        self.val, self.best = p["val_loss"], p["best_val_loss"]
+        if self.live:
+            self.live.update(self._render())
+        else:
+            self._print(f"eval step {p['step']}: val_loss {p['val_loss']:.4f} ppl {p['val_ppl']:.2f} "
+                        f"best {p['best_val_loss']:.4f}")
+
+    def _on_checkpoint(self, p: dict) -> None:
+        if not self.live:
+            self._print(f"checkpoint step {p['step']}: {p['path']}")
+
+    def _on_end(self, p: dict) -> None:
+        self._stop_live()
+
+    def _on_compare_progress(self, p: dict) -> None:
+        if not self.live_mode:
+            if p["done"] == 1:
+                self._print(f"before/after: asking {p['total'] // 2} questions to base and tuned model")
+            return
+        if self._compare_progress is None:
+            self._compare_progress = Progress(TextColumn("[bold]before/after"), BarColumn(), MofNCompleteColumn(),
+                                              TimeElapsedColumn(), console=console, transient=True)
+            self._compare_progress.start()
+            self._ctask = self._compare_progress.add_task("compare", total=p["total"])
+        self._compare_progress.update(self._ctask, completed=p["done"])
+        if p["done"] >= p["total"]:
+            self._compare_progress.stop()
+            self._compare_progress = None
+
+    def _on_compare(self, p: dict) -> None:
+        render_compare(p["report"])
+
+    # ----------------------------------------------------------------- panel
+    def _render(self) -> Panel:
+        p = self.last
+        stats = Table.grid(padding=(0, 2))
+        stats.add_column(style="bold")
+        stats.add_column()
+        stats.add_row("train loss", f"{_fmt(p.get('train_loss'))}  (smoothed {_fmt(self.smoothed)})  "
+                                    f"[cyan]{sparkline(self.losses)}[/]")
+        stats.add_row("val loss", f"{_fmt(self.val)}  (best {_fmt(self.best)})")
+        stats.add_row("learning rate", _fmt(p.get("learning_rate"), ".2e"))
+        stats.add_row("grad norm", _fmt(p.get("grad_norm"), ".3f"))
+        stats.add_row("tokens/s", _fmt(p.get("tokens_per_sec"), ".0f"))
+        stats.add_row("tokens seen", _fmt(p.get("trained_tokens"), ","))
+        stats.add_row("peak memory", f"{_fmt(p.get('peak_memory_gb'), '.2f')} GB of {self.machine_gb:.1f} GB")
+        return Panel(Group(self.progress, stats), title=f"mlxsft train · {self.cfg.model.model} · {self.cfg.lora.method}",
+                     border_style="blue")
+
+    def _stop_live(self) -> None:
+        if self.live:
+            self.live.update(self._render())
+            self.live.stop()
+            self.live = None
+
+    def _print(self, text: str) -> None:
+        if self.live:
+            self.live.console.print(text, soft_wrap=True, markup=False)
+        elif self.live_mode:
+            console.print(text, soft_wrap=True, markup=False)
+        else:
+            print(text, flush=True)
+
+    # ----------------------------------------------------------------- summary
+    def finish(self, outcome: Any) -> None:
+        if outcome.planned_only:
+            return
+        r = outcome.result
+        self._print(f"done: {r.steps}/{r.total_steps} steps in {r.elapsed_s:.1f}s, {r.tokens_per_sec:.0f} tokens/s, "
+                    f"train loss {_fmt(r.train_loss)}, val loss {_fmt(r.val_loss)} "
+                    f"(best {_fmt(r.best_val_loss)} at step {r.best_step}), peak memory {r.peak_memory_gb:.2f} GB")
+        self._print(f"adapters: {outcome.run_dir}/adapters.safetensors  (best: {outcome.run_dir}/best)")
+        if r.interrupted:
+            cmd = f"mlxsft train --resume {shlex.quote(str(outcome.run_dir))}"
+            self._print(f"interrupted; resume with: {cmd}")
+            sys.exit(130)
+        if r.stopped_early:
+            self._print(f"stopped early at step {r.steps} (no better val loss)")
+
+
+def render_compare(report: Any) -> None:
+    """The before/after table: question, base answer, tuned answer, exact match, and both scores."""
+    table = Table(title="Before / after on held-out questions", show_lines=True, expand=True)
+    table.add_column("question", ratio=3)
+    table.add_column("reference", ratio=1)
+    for m in report.models:
+        table.add_column(f"{m} answer", ratio=3)
+    for row in report.rows:
+        cells = [row.question, row.reference or "—"]
+        for m in report.models:
+            ans = row.answers[m]
+            ans = ans if len(ans) < 300 else ans[:297] + "…"
+            if row.reference is not None:
+                ok = row.scores[m]["exact"]
+                ans = f"[{'green' if ok else 'red'}]{'✓' if ok else '✗'}[/] {_escape(ans)}"
+            else:
+                ans = _escape(ans)
+            cells.append(ans)
+        table.add_row(*[cells[0] and _escape(cells[0]), _escape(cells[1]), *cells[2:]])
+    if console.is_terminal:
+        console.print(table)
+    else:
+        for row in report.rows:
+            marks = "  ".join(f"{m}={'ok' if row.scores.get(m, {}).get('exact') else ('-' if row.reference is None else 'x')}"
+                              for m in report.models)
+            print(f"Q: {row.question}\n   ref: {row.reference}  {marks}")
+            for m in report.models:
+                print(f"   {m}: {row.answers[m][:200]!r}")
+    n = report.n_scored
+    parts = []
+    for m in report.models:
+        acc = report.accuracy(m)
+        parts.append(f"{m} exact match {acc * n:.0f}/{n} ({acc:.1%})" if acc is not None else f"{m}: no references")
+    line = "; ".join(parts)
+    if console.is_terminal:
+        console.print(f"[bold]{line}[/]")
+    else:
+        print(line, flush=True)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,110 @@
+"""Atomic checkpoints for MLX runs: trainable weights, optimizer state, loop state and RNG.
+
+Layout::
+
+    checkpoints/step-00000040/{adapters.safetensors, optimizer.safetensors, state.json, adapter_config.json}
+    checkpoints/latest            # text: the name of the newest complete checkpoint
+
+A checkpoint folder is written as ``.tmp-step-…`` and renamed when complete; ``latest`` is replaced
+atomically afterwards. A kill at any moment leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from mlxsft.errors import RunError
+from mlxsft.runs import atomic_write_json, atomic_write_text
+
+KEEP_LAST = 2
+
+
+def save_weights(path: Path, weights: dict[str, mx.array], metadata: dict[str, str] | None = None) -> None:
+    """safetensors written atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.safetensors")
+    mx.save_safetensors(str(tmp), weights, metadata=metadata or {})
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: Path, step: int, weights: dict[str, mx.array], optimizer_state: Any,
+                    state: dict[str, Any], adapter_cfg: dict[str, Any]) -> Path:
+    ckpt_root = Path(run_dir) / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    tmp = ckpt_root / f".tmp-{name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    mx.save_safetensors(str(tmp / "adapters.safetensors"), weights)
+    opt_flat = {k: v for k, v in tree_flatten(optimizer_state) if isinstance(v, mx.array)}
+    mx.save_safetensors(str(tmp / "optimizer.safetensors"), opt_flat)
+    state = dict(state, rng=np.array(mx.random.state[0]).tolist())
+    (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    (tmp / "adapter_config.json").write_text(json.dumps(adapter_cfg, indent=2))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    final = ckpt_root / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    atomic_write_text(ckpt_root / "latest", name + "\n")
+    _prune(ckpt_root, keep=name)
+    return final
+
+
+def _prune(ckpt_root: Path, keep: str) -> None:
+    done = sorted(p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    for old in done[:-KEEP_LAST]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in ckpt_root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    ptr = Path(run_dir) / "checkpoints" / "latest"
+    if not ptr.is_file():
+        raise RunError(f"{run_dir}: no checkpoint to resume from")
+    path = ptr.parent / ptr.read_text().strip()
+    if not (path / "state.json").is_file():
+        raise RunError(f"{path}: checkpoint is incomplete")
+    return path
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, mx.array], dict[str, mx.array], dict[str, Any]]:
+    try:
+        weights = mx.load(str(path / "adapters.safetensors"))
+        opt = mx.load(str(path / "optimizer.safetensors"))
+        state = json.loads((path / "state.json").read_text())
+    except Exception as e:  # corrupt or truncated files
+        raise RunError(f"{path}: cannot read checkpoint ({e})") from None
+    return weights, opt, state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    if "rng" in state:
+        mx.random.state[0] = mx.array(np.array(state["rng"], dtype=np.uint32))
+
+
+def optimizer_state_tree(flat: dict[str, mx.array]) -> Any:
+    return tree_unflatten(list(flat.items()))
+
+
+def write_adapter_files(folder: Path, weights: dict[str, mx.array], adapter_cfg: dict[str, Any]) -> None:
+    """What mlx-lm loads: adapters.safetensors + adapter_config.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(folder / "adapters.safetensors", weights)
+    atomic_write_json(folder / "adapter_config.json", adapter_cfg)
