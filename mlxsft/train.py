@@ -29,6 +29,7 @@ class TrainOutcome:
     plan: Any = None  # MemoryPlan
     compare: Any = None  # CompareReport
     planned_only: bool = False
+    model: Any = None  # the trained model (MLX module), for library callers
 
 
 def find_latest_run(root: Path = Path("runs")) -> Path:
@@ -121,7 +122,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
         from mlxsft.runs import MetricsLog
 
         plot_loss(MetricsLog(run_dir / "metrics.jsonl").read(), run_dir / "loss.png")
-    outcome = TrainOutcome(run_dir=run_dir, result=result, plan=plan)
+    outcome = TrainOutcome(run_dir=run_dir, result=result, plan=plan, model=model)
     if cfg.train.compare and not result.interrupted:
         outcome.compare = compare_base_and_tuned(cfg, model, tokenizer, template, emit)
     return outcome
