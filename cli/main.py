@@ -22,6 +22,8 @@ COMMANDS = {
     "convert": "mlxsft.cli.convert:convert",
     "doctor": "mlxsft.cli.doctor:doctor",
     "data": "mlxsft.cli.data:data",
+    "chat": "mlxsft.cli.chat:chat",
+    "eval": "mlxsft.cli.eval:eval_command",
 }
 
 

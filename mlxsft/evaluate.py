@@ -1,9 +1,16 @@
-"""Held-out questions and the before/after comparison (backend-neutral).
+"""What ``mlxsft eval`` and ``mlxsft chat`` talk to, and how answers and losses are scored.
 
-A questions file is JSONL with ``question`` (or ``messages``) and an optional ``reference``.
-``compare(answer_base, answer_tuned, questions)`` asks both models every question and scores
-exact / numeric / contains match where a reference exists. The answer functions come from a backend
-(``mlxsft.backends.mlx.generate``), so MLX and torch share this code.
+    target = resolve_target(model=None, adapter="runs/sft-20261129-0712")   # base model from the run
+    report = compare({"base": answer_base, "tuned": answer_tuned}, load_questions("qa.jsonl"))
+
+- ``resolve_target``: a base model spec plus an optional run folder; the run gives its base model
+  (``config.yaml``), load settings (dtype, quantization) and the exact chat template it trained with.
+- A questions file is JSONL with ``question`` (or ``messages``) and an optional ``reference``.
+  ``compare(answerers, questions)`` asks every model every question and scores exact / numeric /
+  contains match where a reference exists. The answer functions come from a backend
+  (``mlxsft.backends.mlx.generate``), so MLX and torch share this code.
+- ``validation_loss``: mean NLL and perplexity over a prepared split, batched and masked exactly as
+  the trainer's validation (``plan_batches`` + ``collate`` + ``token_nll``; MLX, imported lazily).
 """
 
 from __future__ import annotations
@@ -11,10 +18,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from mlxsft.errors import DataError
+from mlxsft.errors import DataError, MlxsftError, RunError
 from mlxsft.scoring import score
+
+if TYPE_CHECKING:
+    from mlxsft.config import Config, DataConfig
 
 
 @dataclass
@@ -126,3 +136,207 @@ def compare(answerers: dict[str, AnswerFn], questions: list[Question],
             if progress:
                 progress(done, total)
     return CompareReport(rows=rows, models=list(answerers))
+
+
+# ----------------------------------------------------------------------------- the model under test
+@dataclass
+class Target:
+    """A base model, optionally with a run's adapters, and how the run generated its prompts."""
+
+    model: str
+    adapter: Optional[Path] = None  # folder with adapters.safetensors + adapter_config.json
+    run_config: Optional["Config"] = None  # the run's config.yaml, when found
+    template: Optional[str] = None  # the run's chat_template.jinja; None: the tokenizer's (or ChatML)
+    fine_tune_type: str = "lora"
+
+    @property
+    def template_kwargs(self) -> dict:
+        return dict(self.run_config.data.chat_template_kwargs) if self.run_config else {}
+
+    @property
+    def load_kwargs(self) -> dict:
+        """dtype and quantization the adapters were trained against (QLoRA adapters need the same base)."""
+        if self.run_config is None:
+            return {}
+        m = self.run_config.model
+        return {"dtype": m.dtype, "quantize": m.quantize, "group_size": m.group_size}
+
+
+def _run_file(adapter: Path, name: str) -> Optional[Path]:
+    """``name`` in the adapter folder or up to two folders above (``RUN/best``, ``RUN/checkpoints/step-…``)."""
+    for folder in (adapter, adapter.parent, adapter.parent.parent):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def resolve_target(model: Optional[str], adapter: Optional[str | Path]) -> Target:
+    """``--model`` / ``--adapter`` to a Target; without ``--model`` the run's base model is used."""
+    from mlxsft.config import ModelConfig, load_config
+
+    if adapter is None:
+        return Target(model=model or ModelConfig().model)
+    run = Path(adapter)
+    if not run.is_dir():
+        raise RunError(f"{run}: adapter folder not found")
+    missing = [f for f in ("adapters.safetensors", "adapter_config.json") if not (run / f).is_file()]
+    if missing:
+        raise RunError(f"{run}: not a run folder with adapters (missing {', '.join(missing)})")
+    try:
+        fine_tune_type = json.loads((run / "adapter_config.json").read_text()).get("fine_tune_type", "lora")
+    except (json.JSONDecodeError, AttributeError):
+        raise RunError(f"{run}/adapter_config.json: invalid JSON") from None
+    cfg_path, tpl_path = _run_file(run, "config.yaml"), _run_file(run, "chat_template.jinja")
+    cfg = load_config(cfg_path) if cfg_path else None
+    if model is None and cfg is None:
+        raise RunError(f"{run}: no config.yaml naming the base model", hint="pass --model")
+    return Target(model=model or cfg.model.model, adapter=run, run_config=cfg,
+                  template=tpl_path.read_text() if tpl_path else None, fine_tune_type=fine_tune_type)
+
+
+def chat_template(target: Target, hf_tokenizer: Any) -> str:
+    """The run's template, else the tokenizer's, else the default (ChatML) for template-less models."""
+    if target.template is not None:
+        return target.template
+    from mlxsft.data import resolve_chat_template
+
+    return resolve_chat_template(hf_tokenizer, None)
+
+
+def data_config(target: Target, data: str, *, max_seq_len: Optional[int] = None) -> "DataConfig":
+    """The run's data settings (format, masks, max_seq_len) pointed at another dataset."""
+    import dataclasses
+
+    from mlxsft.config import DataConfig
+
+    base = target.run_config.data if target.run_config else DataConfig()
+    cfg = dataclasses.replace(base, data=data, max_rows=None, chat_template=None)
+    if max_seq_len is not None:
+        cfg.max_seq_len = max_seq_len
+    return cfg
+
+
+# ----------------------------------------------------------------------------- validation loss
+@dataclass
+class LossResult:
+    loss: float  # mean NLL per supervised token
+    perplexity: float
+    tokens: int  # supervised tokens scored
+    rows: int
+
+
+def validation_loss(model: Any, split: Any, *, batch_size: int, max_seq_len: int, pack: bool,
+                    pad_id: int = 0) -> LossResult:
+    """Mean NLL over a prepared split with the training masks; the trainer's validation, on MLX."""
+    import math
+
+    import mlx.core as mx
+
+    from mlxsft.backends.mlx.loss import token_nll
+    from mlxsft.data.batching import collate, plan_batches
+
+    plan = plan_batches([len(e.input_ids) for e in split.examples], batch_size, max_seq_len=max_seq_len,
+                        pack=pack, seed=0, epoch=0, shuffle=False)
+    total, count = 0.0, 0
+    for b in plan:
+        batch = collate(split.examples, b, pad_id)
+        seg = mx.array(batch.segment_ids) if pack else None
+        s, n = token_nll(model, mx.array(batch.input_ids), mx.array(batch.loss_mask), seg)
+        mx.eval(s, n)
+        total, count = total + float(s), count + int(n)
+    if count == 0:
+        raise MlxsftError("the dataset has no supervised tokens to score",
+                          hint="check --train-on / the roles in the data")
+    loss = total / count
+    return LossResult(loss=loss, perplexity=math.exp(min(loss, 50.0)), tokens=count, rows=len(split.examples))
+
+
+# ----------------------------------------------------------------------------- mlxsft eval
+@dataclass
+class EvalOptions:
+    model: Optional[str] = None
+    adapter: Optional[str] = None
+    questions: Optional[str] = None
+    data: Optional[str] = None
+    split: str = "valid"
+    compare: bool = False
+    max_tokens: int = 128
+    limit: Optional[int] = None
+    batch_size: Optional[int] = None  # default: the run's, else 8
+    max_seq_len: Optional[int] = None  # default: the run's, else 512
+
+
+@dataclass
+class EvalReport:
+    """The result of ``mlxsft eval``; ``to_dict`` is the ``--json`` object (schema in ``mlxsft/cli/eval.py``)."""
+
+    model: str
+    adapter: Optional[str]
+    models: list[str]
+    questions_file: Optional[str] = None
+    questions: Optional[CompareReport] = None
+    data_path: Optional[str] = None
+    split: Optional[str] = None
+    losses: dict[str, LossResult] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        q = dict(self.questions.to_dict(), file=self.questions_file) if self.questions else None
+        d = None
+        if self.losses:
+            rows = next(iter(self.losses.values())).rows
+            d = {"path": self.data_path, "split": self.split, "rows": rows,
+                 "results": {m: {"loss": r.loss, "perplexity": r.perplexity, "tokens": r.tokens}
+                             for m, r in self.losses.items()}}
+        return {"model": self.model, "adapter": self.adapter, "models": self.models, "questions": q, "data": d}
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalReport:
+    """Load the model(s), answer the questions greedily and/or score the dataset's loss."""
+    from functools import partial
+
+    from mlxsft.backends.mlx.generate import generate_answer, load_views
+    from mlxsft.errors import ConfigError
+
+    if not opts.questions and not opts.data:
+        raise ConfigError("give --questions FILE or --data PATH")
+    if opts.compare and not opts.adapter:
+        raise ConfigError("--compare needs --adapter RUN (the tuned model to compare with its base)")
+    tick = progress or (lambda stage, done, total: None)
+    questions = load_questions(opts.questions, limit=opts.limit) if opts.questions else None
+    target = resolve_target(opts.model, opts.adapter)
+    tick("loading", 0, 1)
+    tokenizer, views = load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
+                                  load_kwargs=target.load_kwargs)
+    tick("loading", 1, 1)
+    names = ["base", "tuned"] if opts.compare else (["tuned"] if target.adapter else ["base"])
+    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    template = chat_template(target, hf)
+    report = EvalReport(model=target.model, adapter=str(target.adapter) if target.adapter else None, models=names)
+
+    if questions is not None:
+        kw = dict(template=template, template_kwargs=target.template_kwargs, max_tokens=opts.max_tokens)
+        answerers = {n: partial(generate_answer, views[n].model, tokenizer, activate=views[n].activate, **kw)
+                     for n in names}
+        report.questions = compare(answerers, questions, progress=lambda d, n: tick("questions", d, n))
+        report.questions_file = str(opts.questions)
+
+    if opts.data:
+        from mlxsft.data import prepare_split
+
+        dcfg = data_config(target, opts.data, max_seq_len=opts.max_seq_len)
+        split = prepare_split(dcfg, hf, opts.split, chat_template=template)
+        if not split.examples:
+            raise DataError("no rows to score", file=opts.data)
+        batch = opts.batch_size or (target.run_config.train.batch_size if target.run_config else 8)
+        pad = hf.pad_token_id if hf.pad_token_id is not None else (hf.eos_token_id or 0)
+        for i, n in enumerate(names):
+            tick("loss", i, len(names))
+            with views[n].activate():
+                report.losses[n] = validation_loss(views[n].model, split, batch_size=batch,
+                                                   max_seq_len=dcfg.max_seq_len, pack=dcfg.pack, pad_id=pad)
+        tick("loss", len(names), len(names))
+        report.data_path, report.split = str(opts.data), opts.split
+    return report

@@ -29,7 +29,8 @@ def save_smol_tokenizer(out: Path) -> Path:
 
 
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=True)
+            num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=True,
+            initializer_range=0.25)  # large enough that LoRA alone can fit a tiny set
 
 
 def tiny_config(arch: str, vocab_size: int):

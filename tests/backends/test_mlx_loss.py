@@ -55,3 +55,22 @@ def test_packed_rows_have_the_same_loss_as_alone(tiny_mlx):
     # without the segment mask the rows would see each other: the loss differs
     leaky, _ = token_nll(tiny_mlx, mx.array(ids[None]), mx.array(mask[None]))
     assert abs(float(leaky) - sum(alone)) > 1e-3
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma3"])
+def test_logits_only_at_supervised_positions_give_the_same_loss(tmp_path, smol_tokenizer_dir, arch):
+    from mlxsft.backends.mlx.loss import split_head, supervised_selection
+    from tests.tiny import tiny_hf_model
+
+    from mlxsft.models import load_mlx
+
+    model, _, _ = load_mlx(str(tiny_hf_model(tmp_path / arch, arch, smol_tokenizer_dir)))
+    assert split_head(model) is not None
+    rows = _rows(1)
+    ids = np.stack([np.pad(r[0], (0, 12 - len(r[0]))) for r in rows])
+    mask = np.stack([np.pad(r[1], (0, 12 - len(r[1]))) for r in rows])
+    full_s, full_n = token_nll(model, mx.array(ids), mx.array(mask))
+    select = tuple(mx.array(a) for a in supervised_selection(mask))
+    sel_s, sel_n = token_nll(model, mx.array(ids), mx.array(mask), None, select)
+    assert int(sel_n) == int(full_n) == int(mask[:, 1:].sum())
+    assert float(sel_s) == pytest.approx(float(full_s), rel=1e-5)

@@ -1,4 +1,7 @@
-"""Atomic checkpoints for MLX runs: trainable weights, optimizer state, loop state and RNG.
+"""Atomic checkpoints for MLX runs: trainable weights, optimizer state and loop state.
+
+The RNG needs no saving: the trainer reseeds MLX's generator from (seed, step) at every step, so dropout
+masks after a resume are the ones an uninterrupted run would draw.
 
 Layout::
 
@@ -18,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
-import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from mlxsft.errors import RunError
@@ -49,7 +51,6 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, mx.array], opti
     mx.save_safetensors(str(tmp / "adapters.safetensors"), weights)
     opt_flat = {k: v for k, v in tree_flatten(optimizer_state) if isinstance(v, mx.array)}
     mx.save_safetensors(str(tmp / "optimizer.safetensors"), opt_flat)
-    state = dict(state, rng=np.array(mx.random.state[0]).tolist())
     (tmp / "state.json").write_text(json.dumps(state, indent=2))
     (tmp / "adapter_config.json").write_text(json.dumps(adapter_cfg, indent=2))
     for f in tmp.iterdir():
@@ -91,11 +92,6 @@ def load_checkpoint(path: Path) -> tuple[dict[str, mx.array], dict[str, mx.array
     except Exception as e:  # corrupt or truncated files
         raise RunError(f"{path}: cannot read checkpoint ({e})") from None
     return weights, opt, state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    if "rng" in state:
-        mx.random.state[0] = mx.array(np.array(state["rng"], dtype=np.uint32))
 
 
 def optimizer_state_tree(flat: dict[str, mx.array]) -> Any:

@@ -29,7 +29,7 @@ from mlx.utils import tree_flatten, tree_map
 
 from mlxsft.backends.mlx import checkpoint as ckpt
 from mlxsft.backends.mlx.adapters import trainable_parameters
-from mlxsft.backends.mlx.loss import token_nll
+from mlxsft.backends.mlx.loss import split_head, supervised_selection, token_nll
 from mlxsft.backends.mlx.optim import build_optimizer
 from mlxsft.config import Config
 from mlxsft.data.batching import Batch, collate, plan_batches
@@ -171,33 +171,39 @@ class MLXTrainer:
 
     # ----------------------------------------------------------------- step
     def _build_step(self) -> Callable:
+        """A (compiled) function: micro-batch -> (summed NLL, gradients of sum_nll * inv_n)."""
         model = self.model
+        selective = split_head(model) is not None  # checked eagerly, outside any trace
 
-        def loss_fn(ids, mask, seg, inv_n):
-            s, n = token_nll(model, ids, mask, seg)
+        def loss_fn(ids, mask, seg, idx, w, inv_n):
+            select = (idx, w) if selective else None
+            s, n = token_nll(model, ids, mask, seg, select)
             return s * inv_n, s
 
         value_and_grad = nn.value_and_grad(model, loss_fn)
 
-        def micro(ids, mask, seg, inv_n):
-            (scaled, nll_sum), grads = value_and_grad(ids, mask, seg, inv_n)
+        def micro(ids, mask, seg, idx, w, inv_n):
+            (scaled, nll_sum), grads = value_and_grad(ids, mask, seg, idx, w, inv_n)
             return nll_sum, grads
 
-        def micro_unpacked(ids, mask, inv_n):
-            return micro(ids, mask, None, inv_n)
+        def micro_unpacked(ids, mask, idx, w, inv_n):
+            return micro(ids, mask, None, idx, w, inv_n)
 
         if self.cfg.train.compile:
+            # value_and_grad swaps parameters inside the traced function, so the model's state must be
+            # an output too, or it would keep the tracer arrays after the call
             state = [model.state, mx.random.state]
-            packed = mx.compile(micro, inputs=state, outputs=[mx.random.state])
-            unpacked = mx.compile(micro_unpacked, inputs=state, outputs=[mx.random.state])
+            packed = mx.compile(micro, inputs=state, outputs=state)
+            unpacked = mx.compile(micro_unpacked, inputs=state, outputs=state)
         else:
             packed, unpacked = micro, micro_unpacked
 
         def run(batch: Batch, inv_n: mx.array):
             ids, mask = mx.array(batch.input_ids), mx.array(batch.loss_mask)
+            idx, w = (mx.array(a) for a in supervised_selection(batch.loss_mask))
             if self.cfg.data.pack:
-                return packed(ids, mask, mx.array(batch.segment_ids), inv_n)
-            return unpacked(ids, mask, inv_n)
+                return packed(ids, mask, mx.array(batch.segment_ids), idx, w, inv_n)
+            return unpacked(ids, mask, idx, w, inv_n)
 
         return run
 
@@ -223,7 +229,8 @@ class MLXTrainer:
         for b in plan:
             batch = collate(split.examples, b, self.pad_id)
             seg = mx.array(batch.segment_ids) if d.pack else None
-            s, n = token_nll(self.model, mx.array(batch.input_ids), mx.array(batch.loss_mask), seg)
+            select = tuple(mx.array(a) for a in supervised_selection(batch.loss_mask))
+            s, n = token_nll(self.model, mx.array(batch.input_ids), mx.array(batch.loss_mask), seg, select)
             mx.eval(s, n)
             total, count = total + float(s), count + int(n)
         return (total / count if count else float("nan")), count
@@ -248,7 +255,6 @@ class MLXTrainer:
         self.model.load_weights(list(weights.items()), strict=False)
         optimizer.init(self.model.trainable_parameters())
         optimizer.state = ckpt.optimizer_state_tree(opt_flat)
-        ckpt.restore_rng(state)
         mx.eval(self.model.parameters(), optimizer.state)
         known = set(TrainState.__dataclass_fields__)
         return TrainState(**{k: v for k, v in state.items() if k in known})
@@ -284,6 +290,8 @@ class MLXTrainer:
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
                 if n_sup == 0:  # every row in these batches lost its targets; skip without an update
                     continue
+                # RNG (dropout) is a function of (seed, step): a resumed run draws what an uninterrupted one would
+                mx.random.seed(t.seed * 1_000_003 + st.step)
                 inv_n = mx.array(1.0 / n_sup, dtype=mx.float32)
                 grads, nll_total = None, 0.0
                 for b in micro:

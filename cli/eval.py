@@ -1,0 +1,61 @@
+"""``mlxsft eval``: score a model (or a tuned model against its base) on questions and/or a dataset.
+
+    mlxsft eval --adapter runs/sft-20261129-0712 --questions qa.jsonl --compare
+    mlxsft eval --adapter runs/sft-20261129-0712 --data my_data/ --compare --json
+
+``--questions``: JSONL rows with ``question`` (or ``messages``) and an optional ``reference``; answered
+greedily and scored by exact, numeric and contains match. ``--data``: mean loss and perplexity over a
+split, with the run's masks and max_seq_len, as in training's validation. ``--json`` prints one object::
+
+    {
+      "model": str,                     # the base model spec
+      "adapter": str | null,            # the run folder
+      "models": ["base", "tuned"],      # which were evaluated (one, or both with --compare)
+      "questions": null | {
+        "file": str, "n_questions": int, "n_scored": int,   # scored = rows with a reference
+        "totals": {model: {"exact": float|null, "numeric": float|null, "contains": float|null}},
+        "rows": [{"question": str, "reference": str|null, "answers": {model: str},
+                  "scores": {model: {"exact": bool, "numeric": bool, "contains": bool}},
+                  "tokens": {model: int}, "tokens_per_sec": {model: float}}]
+      },
+      "data": null | {
+        "path": str, "split": str, "rows": int,
+        "results": {model: {"loss": float, "perplexity": float, "tokens": int}}   # tokens = supervised
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("eval", context_settings={"max_content_width": 110})
+@click.option("--model", "-m", default=None, help="Base model [default: the run's base model with --adapter].")
+@click.option("--adapter", default=None, metavar="RUN", help="Run folder with trained adapters.")
+@click.option("--questions", type=click.Path(dir_okay=False), default=None, help="Questions JSONL file.")
+@click.option("--data", default=None, metavar="PATH", help="Dataset (file or folder) for loss and perplexity.")
+@click.option("--split", default="valid", show_default=True, help="Split of --data to score.")
+@click.option("--compare", is_flag=True, help="Evaluate the base and the tuned model side by side.")
+@click.option("--max-tokens", type=int, default=128, show_default=True, help="Max new tokens per answer.")
+@click.option("--limit", type=int, default=None, help="Ask at most this many questions.")
+@click.option("--batch-size", type=int, default=None, help="Rows per batch for --data [default: the run's, else 8].")
+@click.option("--max-seq-len", type=int, default=None, help="Truncate --data rows [default: the run's, else 512].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: see `mlxsft/cli/eval.py`).")
+def eval_command(model: str | None, adapter: str | None, questions: str | None, data: str | None, split: str,
+                 compare: bool, max_tokens: int, limit: int | None, batch_size: int | None,
+                 max_seq_len: int | None, as_json: bool) -> None:
+    """Score answers to questions (exact/numeric/contains) and/or loss on a dataset; --compare base vs tuned."""
+    from mlxsft.cli.ui.eval import EvalProgress, render_eval
+    from mlxsft.evaluate import EvalOptions, run_eval
+
+    opts = EvalOptions(model=model, adapter=adapter, questions=questions, data=data, split=split, compare=compare,
+                       max_tokens=max_tokens, limit=limit, batch_size=batch_size, max_seq_len=max_seq_len)
+    with EvalProgress(enabled=not as_json) as progress:
+        report = run_eval(opts, progress=progress)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        render_eval(report)

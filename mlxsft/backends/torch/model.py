@@ -1,0 +1,84 @@
+"""Load a model for the torch backend through transformers, from any spec ``mlxsft.models`` resolves.
+
+    model, tokenizer, source = load_model("smollm2-135m-instruct", plan)      # plan: device.DevicePlan
+    model, tokenizer, info = load_run_model("runs/sft-20261129-0712", plan)   # base + the run's adapter
+
+HF folders load directly; a ``.gguf`` file is dequantised by transformers (``gguf_file=``); an
+unquantised MLX folder is HF-format safetensors too. An MLX *quantised* folder has packed uint32 weights
+transformers cannot read, so it is refused with a hint. Attention is SDPA, which takes the packed
+block-diagonal masks of ``loss.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlxsft.errors import ModelError, RunError
+
+RUN_INFO = "run_info.json"
+
+
+def _from_pretrained(source: Any, dtype: Any, trust_remote_code: bool) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    path = Path(source.path)
+    kw: dict[str, Any] = dict(dtype=dtype, attn_implementation="sdpa", trust_remote_code=trust_remote_code)
+    if path.suffix == ".gguf":
+        return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, **kw)
+    cfg_file = path / "config.json"
+    if cfg_file.is_file() and "quantization" in json.loads(cfg_file.read_text()):
+        raise ModelError(f"{path}: an MLX-quantised model cannot be loaded by torch",
+                         hint="use its unquantised HF original, or --backend mlx")
+    return AutoModelForCausalLM.from_pretrained(str(path), **kw)
+
+
+def load_model(spec: str, plan: Any, *, trust_remote_code: bool = False) -> tuple[Any, Any, Any]:
+    """(transformers model on ``plan.device`` in ``plan.param_dtype``, HF tokenizer, ModelSource)."""
+    from mlxsft.models import load_tokenizer, resolve_model
+
+    source = resolve_model(spec)
+    try:
+        model = _from_pretrained(source, plan.param_dtype, trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelError(f"{source.path}: transformers cannot load this model ({e})",
+                         hint="try --backend mlx") from None
+    model.to(plan.device)
+    model.config.use_cache = False  # training forward passes; generate() turns it back on
+    tokenizer = load_tokenizer(spec)
+    return model, getattr(tokenizer, "_tokenizer", tokenizer), source
+
+
+def write_run_info(run_dir: Path, *, base_model: str, method: str) -> None:
+    """``run_info.json``: tells chat/eval this run folder holds a torch (PEFT or full) result."""
+    from mlxsft.runs import atomic_write_json
+
+    atomic_write_json(Path(run_dir) / RUN_INFO, {"backend": "torch", "base_model": base_model, "method": method})
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RUN_INFO
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_run_model(run_dir: str | Path, plan: Any, *, best: bool = False,
+                   trust_remote_code: bool = False) -> tuple[Any, Any, dict[str, Any]]:
+    """The tuned model of a torch run: the base with the run's PEFT adapter, or the fully tuned weights."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    if not info or info.get("backend") != "torch":
+        raise RunError(f"{run_dir}: not a torch run folder (no run_info.json)", hint="use --backend mlx")
+    folder = run_dir / "best" if best else run_dir
+    model, tokenizer, _ = load_model(info["base_model"], plan, trust_remote_code=trust_remote_code)
+    if info["method"] == "full":
+        from mlxsft.backends.torch.checkpoint import load_full_weights
+
+        load_full_weights(model, folder)
+    else:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+        model.to(plan.device)
+    model.eval()
+    return model, tokenizer, info

@@ -1,0 +1,323 @@
+"""The torch training loop: the MLX loop's design on transformers + peft (no HF Trainer).
+
+    trainer = TorchTrainer(cfg, model, tokenizer, run_dir, device_plan, callback)
+    result = trainer.fit(train_split, valid_split, resume=False)
+
+Same contract as ``mlxsft/backends/mlx/trainer.py``: the same data order (``plan_batches``), the same
+loss (mean NLL over every supervised token of an optimizer step; each micro-batch's gradient is that of
+``sum_nll / N`` with N the step's supervised tokens, so accumulation is exact), the same clipping,
+schedules, evaluation, best/ folder, atomic checkpoints with data cursor and RNG, metrics.jsonl fields
+and callback events (``start``, ``step``, ``eval``, ``checkpoint``, ``message``, ``end``). The trainer
+never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from mlxsft.backends.torch import checkpoint as ckpt
+from mlxsft.backends.torch.adapters import trainable_state
+from mlxsft.backends.torch.device import DevicePlan, autocast, peak_memory_gb, reset_peak_memory
+from mlxsft.backends.torch.loss import token_nll
+from mlxsft.backends.torch.optim import build_optimizer
+from mlxsft.config import Config
+from mlxsft.data.batching import Batch, collate, plan_batches
+from mlxsft.errors import RunError
+from mlxsft.runs import MetricsLog
+
+Callback = Callable[[str, dict], None]
+
+
+# TrainState, TrainResult and _Interrupt repeat the MLX trainer's (same fields, same files); they live
+# here too so this backend never imports mlx. They belong in a shared module once both import it.
+@dataclass
+class TrainState:
+    """Everything besides weights and optimizer state that a resume needs."""
+
+    step: int = 0
+    epoch: int = 0
+    cursor: int = 0  # micro-batches already consumed in `epoch`
+    trained_tokens: int = 0  # non-padding input tokens processed
+    best_val: Optional[float] = None
+    best_step: Optional[int] = None
+    bad_evals: int = 0
+    elapsed_s: float = 0.0
+    config_hash: str = ""
+    last_train_loss: Optional[float] = None
+    last_val_loss: Optional[float] = None
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    steps: int
+    total_steps: int
+    train_loss: Optional[float]
+    val_loss: Optional[float]
+    best_val_loss: Optional[float]
+    best_step: Optional[int]
+    interrupted: bool = False
+    stopped_early: bool = False
+    peak_memory_gb: float = 0.0
+    tokens_per_sec: float = 0.0
+    trained_tokens: int = 0
+    elapsed_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class _Interrupt:
+    """First SIGINT/SIGTERM asks the loop to checkpoint and stop; a second one exits at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Interrupt":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class TorchTrainer:
+    def __init__(self, cfg: Config, model: Any, tokenizer: Any, run_dir: Path, plan: DevicePlan,
+                 callback: Optional[Callback] = None):
+        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        self.run_dir = Path(run_dir)
+        self.plan = plan
+        self.callback = callback or (lambda event, payload: None)
+        self.pad_id = _pad_id(tokenizer)
+        self._plans: dict[int, list] = {}
+
+    # ----------------------------------------------------------------- data order
+    def _plan(self, epoch: int) -> list:
+        if epoch not in self._plans:
+            d, t = self.cfg.data, self.cfg.train
+            self._plans = {epoch: plan_batches(self._lengths, t.batch_size, max_seq_len=d.max_seq_len,
+                                               pack=d.pack, seed=t.seed, epoch=epoch)}
+        return self._plans[epoch]
+
+    def _next_microbatch(self, st: TrainState) -> Batch:
+        plan = self._plan(st.epoch)
+        if st.cursor >= len(plan):
+            st.epoch, st.cursor = st.epoch + 1, 0
+            plan = self._plan(st.epoch)
+        b = plan[st.cursor]
+        st.cursor += 1
+        return collate(self._train.examples, b, self.pad_id)
+
+    def total_steps(self, n_micro_per_epoch: int) -> int:
+        t = self.cfg.train
+        if t.iters is not None:
+            return t.iters
+        epochs = t.epochs if t.epochs is not None else 1.0
+        return max(1, math.ceil(epochs * n_micro_per_epoch / t.grad_accum))
+
+    # ----------------------------------------------------------------- step
+    def _tensors(self, batch: Batch) -> tuple[Any, Any, Any]:
+        import torch
+
+        dev = self.plan.device
+        ids = torch.from_numpy(np.asarray(batch.input_ids, dtype=np.int64)).to(dev)
+        mask = torch.from_numpy(np.asarray(batch.loss_mask, dtype=np.float32)).to(dev)
+        seg = torch.from_numpy(np.asarray(batch.segment_ids, dtype=np.int64)).to(dev) if self.cfg.data.pack else None
+        return ids, mask, seg
+
+    def _micro_step(self, batch: Batch, inv_n: float) -> float:
+        """Forward + backward of one micro-batch; gradients accumulate in ``.grad``. Returns its NLL sum."""
+        ids, mask, seg = self._tensors(batch)
+        with autocast(self.plan):
+            nll_sum, _ = token_nll(self.model, ids, mask, seg)
+        (nll_sum * inv_n).backward()
+        return float(nll_sum.detach())
+
+    def _optimizer_step(self, optimizer: Any, scheduler: Any, params: list) -> float:
+        import torch
+
+        max_norm = self.cfg.optim.max_grad_norm
+        grads = [p.grad for p in params if p.grad is not None]
+        if max_norm > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    # ----------------------------------------------------------------- eval
+    def evaluate(self, split: Any) -> tuple[float, int]:
+        """(mean NLL per supervised token, supervised tokens) over a split, same masks as training."""
+        import torch
+
+        t, d = self.cfg.train, self.cfg.data
+        plan = plan_batches([len(e.input_ids) for e in split.examples], t.batch_size,
+                            max_seq_len=d.max_seq_len, pack=d.pack, seed=0, epoch=0, shuffle=False)
+        if t.eval_batches:
+            plan = plan[: t.eval_batches]
+        total, count = 0.0, 0
+        self.model.eval()
+        try:
+            with torch.no_grad(), autocast(self.plan):
+                for b in plan:
+                    s, n = token_nll(self.model, *self._tensors(collate(split.examples, b, self.pad_id)))
+                    total, count = total + float(s), count + int(n)
+        finally:
+            self.model.train()
+        return (total / count if count else float("nan")), count
+
+    # ----------------------------------------------------------------- checkpoints
+    def _save(self, st: TrainState, optimizer: Any, scheduler: Any) -> Path:
+        weights = trainable_state(self.model)
+        path = ckpt.save_checkpoint(self.run_dir, st.step, weights, optimizer, scheduler, asdict(st))
+        ckpt.write_model_files(self.run_dir, self.model, weights)
+        self.callback("checkpoint", {"step": st.step, "path": str(path)})
+        return path
+
+    def _resume(self, optimizer: Any, scheduler: Any) -> TrainState:
+        import torch
+
+        path = ckpt.latest_checkpoint(self.run_dir)
+        weights, opt, state = ckpt.load_checkpoint(path)
+        params = trainable_state(self.model)
+        if set(weights) != set(params):
+            raise RunError(f"{path}: checkpoint weights do not match this model/method")
+        if state.get("config_hash") and state["config_hash"] != self.cfg.hash():
+            raise RunError(f"{path}: the config differs from the run being resumed",
+                           hint="resume with the run's own config.yaml")
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(weights[name])
+        optimizer.load_state_dict(opt["optimizer"])
+        scheduler.load_state_dict(opt["scheduler"])
+        ckpt.restore_rng(opt["rng"])
+        known = set(TrainState.__dataclass_fields__)
+        return TrainState(**{k: v for k, v in state.items() if k in known})
+
+    # ----------------------------------------------------------------- loop
+    def fit(self, train: Any, valid: Any = None, resume: bool = False) -> TrainResult:
+        import torch
+
+        cfg, t = self.cfg, self.cfg.train
+        self._train = train
+        self._lengths = [len(e.input_ids) for e in train.examples]
+        n_micro = len(self._plan(0))
+        total = self.total_steps(n_micro)
+        params = list(trainable_state(self.model).values())
+        optimizer, scheduler = build_optimizer(cfg.optim, params, total)
+        torch.manual_seed(t.seed)  # dropout stream; a resume restores the saved one
+        st = self._resume(optimizer, scheduler) if resume else TrainState(config_hash=cfg.hash())
+        metrics = MetricsLog(self.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
+        if t.grad_checkpoint:
+            # non-reentrant checkpointing needs no input grads, so frozen embeddings (LoRA) are fine
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model.train()
+        reset_peak_memory(self.plan)
+        self.callback("start", {"total_steps": total, "step": st.step, "micro_batches_per_epoch": n_micro,
+                                "rows": len(train.examples), "resumed": resume})
+
+        interrupted = stopped_early = False
+        window_tokens, window_start = 0, time.perf_counter()
+        losses: list[float] = []
+        started = time.perf_counter() - st.elapsed_s
+        with _Interrupt() as stop:
+            while st.step < total and not stop.requested:
+                micro = [self._next_microbatch(st) for _ in range(t.grad_accum)]
+                n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
+                if n_sup == 0:  # every row in these batches lost its targets; skip without an update
+                    continue
+                nll_total = 0.0
+                for b in micro:
+                    nll_total += self._micro_step(b, 1.0 / n_sup)
+                    tokens = int((b.segment_ids > 0).sum())
+                    st.trained_tokens += tokens
+                    window_tokens += tokens
+                loss = nll_total / n_sup
+                if not math.isfinite(loss):
+                    raise RunError(f"step {st.step + 1}: loss is {loss} (not finite)",
+                                   hint="lower --learning-rate or check the data; the last checkpoint is intact")
+                lr = float(optimizer.param_groups[0]["lr"])
+                grad_norm = self._optimizer_step(optimizer, scheduler, params)
+                st.step += 1
+                losses.append(loss)
+                st.last_train_loss = loss
+                st.elapsed_s = time.perf_counter() - started
+
+                if st.step % max(t.report_every, 1) == 0 or st.step == total or st.step == 1:
+                    now = time.perf_counter()
+                    tok_per_sec = window_tokens / max(now - window_start, 1e-9)
+                    window_tokens, window_start = 0, now
+                    record = {"step": st.step, "epoch": round(st.epoch + st.cursor / max(n_micro, 1), 4),
+                              "train_loss": float(np.mean(losses)), "learning_rate": lr,
+                              "grad_norm": grad_norm, "tokens_per_sec": tok_per_sec,
+                              "trained_tokens": st.trained_tokens, "peak_memory_gb": peak_memory_gb(self.plan),
+                              "elapsed_s": st.elapsed_s, "total_steps": total}
+                    losses = []
+                    metrics.write(record)
+                    self.callback("step", record)
+
+                last = st.step == total
+                if valid is not None and valid.examples and ((t.eval_every and st.step % t.eval_every == 0) or last):
+                    stopped_early = self._eval_and_track(st, valid, metrics, n_micro, total)
+                if (t.save_every and st.step % t.save_every == 0) or last or stopped_early:
+                    self._save(st, optimizer, scheduler)
+                if stopped_early:
+                    break
+            if stop.requested and st.step < total:
+                interrupted = True
+                self._save(st, optimizer, scheduler)
+                self.callback("message", {"text": f"interrupted at step {st.step}; checkpoint saved"})
+
+        self.model.eval()
+        result = TrainResult(run_dir=str(self.run_dir), steps=st.step, total_steps=total,
+                             train_loss=st.last_train_loss, val_loss=st.last_val_loss, best_val_loss=st.best_val,
+                             best_step=st.best_step, interrupted=interrupted, stopped_early=stopped_early,
+                             peak_memory_gb=peak_memory_gb(self.plan),
+                             tokens_per_sec=st.trained_tokens / max(st.elapsed_s, 1e-9),
+                             trained_tokens=st.trained_tokens, elapsed_s=st.elapsed_s)
+        self.callback("end", asdict(result))
+        return result
+
+    def _eval_and_track(self, st: TrainState, valid: Any, metrics: MetricsLog, n_micro: int, total: int) -> bool:
+        t = self.cfg.train
+        val_loss, n_tokens = self.evaluate(valid)
+        st.last_val_loss = val_loss
+        improved = st.best_val is None or val_loss < st.best_val
+        if improved:
+            st.best_val, st.best_step, st.bad_evals = val_loss, st.step, 0
+            ckpt.write_model_files(self.run_dir / "best", self.model, trainable_state(self.model))
+        else:
+            st.bad_evals += 1
+        record = {"step": st.step, "epoch": round(st.epoch + st.cursor / max(n_micro, 1), 4),
+                  "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0)), "val_tokens": n_tokens,
+                  "best_val_loss": st.best_val, "elapsed_s": st.elapsed_s, "total_steps": total,
+                  "peak_memory_gb": peak_memory_gb(self.plan), "trained_tokens": st.trained_tokens}
+        metrics.write(record)
+        self.callback("eval", record)
+        return bool(t.early_stop) and st.bad_evals >= t.early_stop
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for attr in ("pad_token_id", "eos_token_id"):
+        v = getattr(tokenizer, attr, None)
+        if isinstance(v, int):
+            return v
+    return 0

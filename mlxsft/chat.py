@@ -1,0 +1,260 @@
+"""The ``mlxsft chat`` session: multi-turn history, slash commands, KV-cache reuse, transcripts. UI-free.
+
+    session = open_session(ChatOptions(model=None, adapter="runs/sft-20261129-0712", compare=True))
+    turn = session.ask("What is 2+2?", on_text=lambda name, piece: ...)
+    result = session.command("/save chat.jsonl")
+
+Each model ("base", "tuned") keeps its own conversation and its own generator, whose KV cache holds
+the conversation so far: a new turn only prefills the new user message. The primary model is "tuned"
+with ``--adapter``, else "base"; ``/compare on`` adds the base model, starting from the primary's
+history. ``/save`` writes the primary's conversations (one per ``/reset``) as ``{"messages": [...]}``
+JSONL rows, the format ``mlxsft train --data`` reads.
+
+A backend provides ``load_views(spec, adapter, fine_tune_type=, load_kwargs=, progress=)``,
+``CachedGenerator``, ``Sampling``, ``stop_condition``, ``render_prompt`` and ``seed``
+(``mlxsft/backends/mlx/generate.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from mlxsft.errors import ConfigError, MlxsftError
+
+HELP = {
+    "/reset": "start a new conversation (the old one stays in the transcript)",
+    "/system TEXT": "set the system prompt (no TEXT: remove it)",
+    "/compare on|off": "answer with the base and the tuned model side by side",
+    "/save FILE": "write the conversations as JSONL messages rows (loads as training data)",
+    "/help": "this list",
+    "/quit": "leave (or Ctrl-D); Ctrl-C stops the current answer",
+}
+
+
+@dataclass
+class ChatOptions:
+    model: Optional[str] = None
+    adapter: Optional[str] = None
+    compare: bool = False
+    system: Optional[str] = None
+    temp: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    backend: str = "mlx"
+
+
+@dataclass
+class Turn:
+    prompt: str
+    answers: dict[str, Any]  # model name -> Answer
+
+    @property
+    def interrupted(self) -> bool:
+        return any(a.finish_reason == "interrupted" for a in self.answers.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """One ``--json`` line: prompt, answers and token counts per model."""
+        a = self.answers
+        return {"prompt": self.prompt,
+                "answers": {m: x.text for m, x in a.items()},
+                "tokens": {m: x.tokens for m, x in a.items()},
+                "prompt_tokens": {m: x.prompt_tokens for m, x in a.items()},
+                "reused_tokens": {m: x.reused_tokens for m, x in a.items()},
+                "tokens_per_sec": {m: round(x.tokens_per_sec, 2) for m, x in a.items()},
+                "finish_reason": {m: x.finish_reason for m, x in a.items()}}
+
+
+@dataclass
+class CommandResult:
+    message: str = ""
+    quit: bool = False
+    error: bool = False
+
+
+def parse_command(line: str) -> Optional[tuple[str, str]]:
+    """``/name rest`` -> (name, rest); None when the line is a prompt."""
+    text = line.strip()
+    if not text.startswith("/") or text.startswith("//"):
+        return None
+    name, _, rest = text.partition(" ")
+    return name.lower(), rest.strip()
+
+
+@dataclass
+class ChatSession:
+    generators: dict[str, Any]  # name -> CachedGenerator
+    tokenizer: Any
+    template: str
+    template_kwargs: dict
+    stop: Any  # StopCondition
+    sampling: Any  # Sampling
+    backend: Any  # the backend module (render_prompt)
+    system: Optional[str] = None
+    compare: bool = False
+    history: dict[str, list[dict]] = field(default_factory=dict)  # name -> user/assistant messages
+    finished: list[list[dict]] = field(default_factory=list)  # conversations closed by /reset
+
+    def __post_init__(self) -> None:
+        self.history.setdefault(self.primary, [])
+
+    @property
+    def primary(self) -> str:
+        return "tuned" if "tuned" in self.generators else "base"
+
+    @property
+    def can_compare(self) -> bool:
+        return len(self.generators) > 1
+
+    @property
+    def active(self) -> list[str]:
+        return ["base", "tuned"] if self.compare and self.can_compare else [self.primary]
+
+    def messages(self, name: Optional[str] = None) -> list[dict]:
+        sys_msg = [{"role": "system", "content": self.system}] if self.system else []
+        return sys_msg + self.history.get(name or self.primary, [])
+
+    # ----------------------------------------------------------------- turns
+    def ask(self, prompt: str, on_text: Optional[Callable[[str, str], None]] = None,
+            should_stop: Optional[Callable[[], bool]] = None) -> Turn:
+        """Every active model answers ``prompt`` in turn; an interrupted answer ends the turn."""
+        hf = getattr(self.tokenizer, "_tokenizer", self.tokenizer)
+        user = {"role": "user", "content": prompt}
+        answers: dict[str, Any] = {}
+        for name in self.active:
+            if name not in self.history:  # joined mid-conversation: continue from the primary's
+                self.history[name] = [dict(m) for m in self.history[self.primary]]
+            ids = self.backend.render_prompt(hf, self.messages(name) + [user], self.template, self.template_kwargs)
+            emit = (lambda piece, n=name: on_text(n, piece)) if on_text else None
+            answer = self.generators[name].generate(ids, self.sampling, self.stop, on_text=emit,
+                                                    should_stop=should_stop)
+            # the history keeps the tokens' text as generated (a streamed answer may drop a leading space),
+            # so the next turn re-tokenizes to what the KV cache holds
+            self.history[name] += [dict(user), {"role": "assistant", "content": answer.raw_text or answer.text}]
+            answer.text = answer.text.strip()
+            answers[name] = answer
+            if answer.finish_reason == "interrupted":
+                break
+        return Turn(prompt=prompt, answers=answers)
+
+    def reset(self) -> None:
+        convo = self.conversation()
+        if convo:
+            self.finished.append(convo)
+        self.history = {self.primary: []}
+        for gen in self.generators.values():
+            gen.reset()
+
+    # ----------------------------------------------------------------- transcript
+    def conversation(self) -> list[dict]:
+        """The primary's conversation as training rows want it: turns with an empty answer left out."""
+        msgs, out = self.history.get(self.primary, []), []
+        for user, reply in zip(msgs[0::2], msgs[1::2]):
+            if reply["content"].strip():
+                out += [dict(user), {"role": "assistant", "content": reply["content"].strip()}]
+        if not out:
+            return []
+        return ([{"role": "system", "content": self.system}] if self.system else []) + out
+
+    def transcript(self) -> list[dict]:
+        rows = self.finished + ([self.conversation()] if self.conversation() else [])
+        return [{"messages": convo} for convo in rows]
+
+    def save(self, path: str | Path) -> int:
+        from mlxsft.runs import atomic_write_text
+
+        path = Path(path).expanduser()
+        rows = self.transcript()
+        if path.parent and not path.parent.is_dir():
+            raise MlxsftError(f"{path.parent}: folder not found")
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        return len(rows)
+
+    # ----------------------------------------------------------------- commands
+    def command(self, line: str) -> CommandResult:
+        parsed = parse_command(line)
+        if parsed is None:
+            return CommandResult("not a command", error=True)
+        name, arg = parsed
+        if name in ("/quit", "/exit", "/q"):
+            return CommandResult(quit=True)
+        if name in ("/help", "/h", "/?"):
+            return CommandResult("\n".join(f"{k:<18} {v}" for k, v in HELP.items()))
+        if name == "/reset":
+            self.reset()
+            return CommandResult("new conversation")
+        if name == "/system":
+            self.system = arg or None
+            return CommandResult(f"system prompt: {arg}" if arg else "system prompt removed")
+        if name == "/compare":
+            return self._compare(arg)
+        if name == "/save":
+            if not arg:
+                return CommandResult("usage: /save FILE", error=True)
+            try:
+                n = self.save(arg)
+            except (MlxsftError, OSError) as e:
+                return CommandResult(f"cannot save: {e}", error=True)
+            return CommandResult(f"saved {n} conversation{'s' if n != 1 else ''} to {arg}")
+        return CommandResult(f"unknown command {name} (type /help)", error=True)
+
+    def _compare(self, arg: str) -> CommandResult:
+        if arg.lower() not in ("on", "off"):
+            return CommandResult(f"compare is {'on' if self.compare else 'off'} (usage: /compare on|off)")
+        if arg.lower() == "on" and not self.can_compare:
+            return CommandResult("compare needs a tuned model: start with --adapter RUN", error=True)
+        self.compare = arg.lower() == "on"
+        if not self.compare:  # the base's side conversation ends; it restarts from the primary's
+            for name in [n for n in self.history if n != self.primary]:
+                del self.history[name]
+                self.generators[name].reset()
+        return CommandResult(f"compare {'on: base and tuned answer' if self.compare else 'off'}")
+
+
+# ----------------------------------------------------------------------------- loading
+def backend_module(name: str) -> Any:
+    """The generation module of a backend, or a clear error when it has none yet."""
+    if name == "mlx":
+        return importlib.import_module("mlxsft.backends.mlx.generate")
+    if name != "torch":
+        raise ConfigError(f"backend: {name!r} is not one of mlx, torch")
+    try:
+        mod = importlib.import_module("mlxsft.backends.torch.generate")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("mlxsft.backends.torch"):
+            mod = None
+        else:
+            raise MlxsftError(f"the torch backend needs {e.name}", hint="pip install 'mlxsft[torch]'") from None
+    if mod is None or not hasattr(mod, "load_views"):
+        raise MlxsftError("torch chat is not available yet (the torch backend has no generation)",
+                          hint="use --backend mlx")
+    return mod
+
+
+def open_session(opts: ChatOptions, progress: Optional[Callable[[str, float], None]] = None) -> ChatSession:
+    """Resolve model and run, load the models, and build the session."""
+    from mlxsft.evaluate import chat_template, resolve_target
+
+    if opts.max_tokens < 1:
+        raise ConfigError("max_tokens: must be >= 1")
+    if not (0.0 < opts.top_p <= 1.0) or opts.temp < 0:
+        raise ConfigError("top_p must be in (0, 1] and temp >= 0")
+    if opts.compare and not opts.adapter:
+        raise ConfigError("--compare needs --adapter RUN (the tuned model to compare with its base)")
+    backend = backend_module(opts.backend)
+    target = resolve_target(opts.model, opts.adapter)
+    tokenizer, views = backend.load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
+                                          load_kwargs=target.load_kwargs, progress=progress)
+    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    template = chat_template(target, hf)
+    backend.seed(opts.seed)
+    return ChatSession(
+        generators={name: backend.CachedGenerator(view, tokenizer) for name, view in views.items()},
+        tokenizer=tokenizer, template=template, template_kwargs=target.template_kwargs,
+        stop=backend.stop_condition(tokenizer, template, target.template_kwargs),
+        sampling=backend.Sampling(temp=opts.temp, top_p=opts.top_p, max_tokens=opts.max_tokens),
+        backend=backend, system=opts.system, compare=opts.compare)

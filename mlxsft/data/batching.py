@@ -1,0 +1,113 @@
+"""Batches: which rows go together (length-grouped, or packed), and the padded numpy arrays for one batch.
+
+    from mlxsft.data.batching import plan_batches, collate
+    plan = plan_batches([len(e.input_ids) for e in split.examples], 8, max_seq_len=512, pack=False, seed=0, epoch=0)
+    batch = collate(split.examples, plan[0], pad_id=tokenizer.pad_token_id)
+
+A plan is ``batch -> sequences -> row indices`` and depends only on ``(lengths, seed, epoch)``, so a resumed run
+sees the same order. Unpacked, every sequence is one row, and rows of similar length share a batch: the rows are
+shuffled, cut into buckets of ``BUCKET_BATCHES`` batches, sorted by length inside a bucket, cut into batches, and
+the batches shuffled. Packed, rows are placed best-fit-decreasing into bins of ``max_seq_len`` tokens and the bins
+batched. ``segment_ids`` (1..k per packed row, 0 on padding) let the backend build a block-diagonal causal mask
+so packed rows never attend to each other; positions need no reset because RoPE only sees relative distances.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlxsft.data.records import Example
+
+BUCKET_BATCHES = 32  # batches per length bucket: more = less padding, less = more randomness in batch makeup
+
+
+@dataclass
+class Batch:
+    input_ids: np.ndarray  # int32 [B, L], padded with pad_id
+    loss_mask: np.ndarray  # int8 [B, L], 1 = supervised target token; 0 on padding
+    segment_ids: np.ndarray  # int32 [B, L]: 0 on padding, 1..k for the k rows in a sequence
+    n_rows: int
+
+
+def plan_batches(lengths: list[int], batch_size: int, *, max_seq_len: int, pack: bool, seed: int, epoch: int,
+                 shuffle: bool = True) -> list[list[list[int]]]:
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, epoch])
+    lens = np.asarray(lengths, dtype=np.int64)
+    if pack:
+        sequences = _pack(lens, max_seq_len, rng if shuffle else None)
+        if shuffle:
+            sequences = [sequences[i] for i in rng.permutation(len(sequences))]
+        return [sequences[i: i + batch_size] for i in range(0, len(sequences), batch_size)]
+    if shuffle:
+        order = rng.permutation(len(lens))
+        bucket = batch_size * BUCKET_BATCHES
+        batches = []
+        for lo in range(0, len(order), bucket):
+            chunk = order[lo: lo + bucket]
+            chunk = chunk[np.argsort(lens[chunk], kind="stable")]
+            batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    else:  # evaluation: fixed order, still length-sorted so little is padding
+        order = np.argsort(lens, kind="stable")
+        batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    return [[[int(r)] for r in b] for b in batches]
+
+
+def _pack(lens: np.ndarray, max_seq_len: int, rng: np.random.Generator | None) -> list[list[int]]:
+    """Best-fit decreasing: each row, longest first, goes into the fullest bin it still fits in."""
+    if len(lens) and int(lens.max()) > max_seq_len:
+        raise ValueError(f"a row of {int(lens.max())} tokens cannot be packed into max_seq_len={max_seq_len}")
+    base = rng.permutation(len(lens)) if rng is not None else np.arange(len(lens))  # random tie-breaks per epoch
+    order = base[np.argsort(-lens[base], kind="stable")]
+    bins: list[list[int]] = []
+    space: list[tuple[int, int]] = []  # (free tokens, bin index), sorted, so bisect finds the best fit
+    for r in order:
+        n = int(lens[r])
+        at = bisect.bisect_left(space, (n, -1))
+        if at < len(space):
+            free, b = space.pop(at)
+        else:
+            free, b = max_seq_len, len(bins)
+            bins.append([])
+        bins[b].append(int(r))
+        bisect.insort(space, (free - n, b))
+    return bins
+
+
+def collate(examples: list[Example], batch_plan: list[list[int]], pad_id: int, pad_to_multiple: int = 8) -> Batch:
+    """Pad one planned batch into arrays; each sequence is its rows laid end to end."""
+    length = _padded_length(examples, batch_plan, pad_to_multiple)
+    shape = (len(batch_plan), length)
+    ids = np.full(shape, pad_id if pad_id is not None else 0, dtype=np.int32)
+    mask = np.zeros(shape, dtype=np.int8)
+    segments = np.zeros(shape, dtype=np.int32)
+    for b, sequence in enumerate(batch_plan):
+        pos = 0
+        for k, r in enumerate(sequence, start=1):
+            e = examples[r]
+            n = len(e.input_ids)
+            ids[b, pos: pos + n] = e.input_ids
+            mask[b, pos: pos + n] = e.loss_mask
+            segments[b, pos: pos + n] = k
+            pos += n
+    return Batch(input_ids=ids, loss_mask=mask, segment_ids=segments, n_rows=sum(len(s) for s in batch_plan))
+
+
+def padding_fraction(examples: list[Example], plan: list[list[list[int]]], pad_to_multiple: int = 8) -> float:
+    """Share of the batch arrays that is padding, as ``collate`` would build them."""
+    cells = real = 0
+    for batch in plan:
+        cells += len(batch) * _padded_length(examples, batch, pad_to_multiple)
+        real += sum(len(examples[r].input_ids) for seq in batch for r in seq)
+    return 1.0 - real / cells if cells else 0.0
+
+
+def _padded_length(examples: list[Example], batch_plan: list[list[int]], multiple: int) -> int:
+    longest = max((sum(len(examples[r].input_ids) for r in seq) for seq in batch_plan), default=0)
+    multiple = max(1, multiple)
+    return max(multiple, -(-longest // multiple) * multiple)

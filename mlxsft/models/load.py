@@ -1,0 +1,77 @@
+"""Load any model spec for training or chat, converting it once into the cache when needed.
+
+    from mlxsft.models import load_mlx, load_tokenizer
+    model, tokenizer, folder = load_mlx("smollm2-135m-instruct", quantize=4)   # QLoRA base
+    hf_tok = load_tokenizer("smollm2-135m-instruct")                           # transformers tokenizer
+
+MLX folders are used as they are; everything else is converted on first use into
+``$MLXSFT_CACHE/models`` (see ``cache.py``), so ``train`` and ``chat`` on an alias convert once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from mlxsft.errors import ModelError
+from mlxsft.models import cache, checks
+from mlxsft.models.atomic import atomic_dir
+from mlxsft.models.config_fixes import mlx_config_fixes
+from mlxsft.models.convert import check_options, quantize_in_memory, write_mlx
+from mlxsft.models.resolve import resolve_model
+
+if TYPE_CHECKING:
+    import mlx.nn as nn
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+
+Progress = Callable[[str, float], None]
+
+
+def mlx_model_path(spec: str, *, dtype: str = "float32", progress: Progress | None = None) -> Path:
+    """An unquantized MLX folder for ``spec`` (an MLX folder is returned as is, quantized or not)."""
+    check_options(dtype, None, 64)
+    source = resolve_model(spec)
+    if source.is_mlx:
+        return source.path
+    entry = cache.entry_dir(source.name, cache.content_key(source.path), dtype)
+    if (entry / "config.json").is_file():
+        return entry
+    with atomic_dir(entry, exist_ok=True) as tmp:
+        write_mlx(source, tmp, dtype=dtype, progress=progress)
+    if progress:
+        progress("done", 1.0)
+    return entry
+
+
+def load_mlx(spec: str, *, dtype: str = "float32", quantize: int | None = None, group_size: int = 64,
+             progress: Progress | None = None) -> tuple["nn.Module", "TokenizerWrapper", Path]:
+    """(model, mlx-lm tokenizer, folder). ``quantize`` quantizes in memory (QLoRA); a base that is already
+    quantized is returned as it is."""
+    from mlx_lm.utils import load
+
+    check_options(dtype, quantize, group_size)
+    folder = mlx_model_path(spec, dtype=dtype, progress=progress)
+    config = checks.read_config(folder)
+    try:
+        model, tokenizer, config = load(str(folder), model_config=mlx_config_fixes(config), return_config=True)
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError, OSError) as e:
+        raise ModelError(f"{folder}: cannot load the model with mlx-lm ({checks.first_line(e)})") from None
+    if quantize and "quantization" not in config:
+        model, _ = quantize_in_memory(model, config, quantize, group_size)
+    return model, tokenizer, folder
+
+
+def load_tokenizer(spec: str) -> Any:
+    """The transformers tokenizer of the (converted) model, chat template included when the model has one."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model(spec)
+    if source.format == "gguf":
+        # any cached conversion has the same tokenizer; convert (default dtype) only if there is none
+        folder = cache.find_entry(cache.content_key(source.path)) or mlx_model_path(spec)
+    else:
+        folder = source.path  # the converted folder gets this very tokenizer
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{folder}: cannot load the tokenizer ({checks.first_line(e)})") from None
