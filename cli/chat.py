@@ -23,7 +23,8 @@ import click
 @click.command(context_settings={"max_content_width": 110})
 @click.option("--model", "-m", default=None, help="Base model: alias, local folder, .gguf or Hub id "
               "[default: the run's base model with --adapter, else the embedded SmolLM2].")
-@click.option("--adapter", default=None, metavar="RUN", help="Run folder with trained adapters (uses its chat template).")
+@click.option("--adapter", default=None, metavar="RUN",
+              help="Run folder with trained adapters (its chat template is used).")
 @click.option("--compare", is_flag=True, help="Answer with the base and the tuned model side by side.")
 @click.option("--system", default=None, metavar="TEXT", help="System prompt.")
 @click.option("--temp", type=float, default=0.0, show_default=True, help="Sampling temperature (0 = greedy).")
@@ -44,7 +45,6 @@ def chat(model: str | None, adapter: str | None, compare: bool, system: str | No
     with loading(adapter or model or "model") as progress:
         session = open_session(opts, progress=progress)
     if sys.stdin.isatty() and not as_json:
-        title = f"{session.primary}: {adapter or model or 'default model'}"
-        run_repl(session, title)
+        run_repl(session)
     else:
         run_script(session, sys.stdin, as_json)

@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> None:
 
     ensure_fast_blas()
     try:
-        cli.main(args=argv, prog_name="mlxsft", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="mlxsft", standalone_mode=False)
+        if isinstance(rv, int) and rv:  # ctx.exit(n) returns n when standalone_mode is off
+            sys.exit(rv)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

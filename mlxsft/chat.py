@@ -85,6 +85,12 @@ def parse_command(line: str) -> Optional[tuple[str, str]]:
     return name.lower(), rest.strip()
 
 
+def prompt_text(line: str) -> str:
+    """A prompt line as the user meant it: ``//text`` sends ``/text``."""
+    text = line.strip()
+    return text[1:] if text.startswith("//") else text
+
+
 @dataclass
 class ChatSession:
     generators: dict[str, Any]  # name -> CachedGenerator
@@ -96,6 +102,7 @@ class ChatSession:
     backend: Any  # the backend module (render_prompt)
     system: Optional[str] = None
     compare: bool = False
+    label: str = ""  # what is loaded, for a banner
     history: dict[str, list[dict]] = field(default_factory=dict)  # name -> user/assistant messages
     finished: list[list[dict]] = field(default_factory=list)  # conversations closed by /reset
 
@@ -257,4 +264,5 @@ def open_session(opts: ChatOptions, progress: Optional[Callable[[str, float], No
         tokenizer=tokenizer, template=template, template_kwargs=target.template_kwargs,
         stop=backend.stop_condition(tokenizer, template, target.template_kwargs),
         sampling=backend.Sampling(temp=opts.temp, top_p=opts.top_p, max_tokens=opts.max_tokens),
-        backend=backend, system=opts.system, compare=opts.compare)
+        backend=backend, system=opts.system, compare=opts.compare,
+        label=f"{target.model}" + (f" + {target.adapter}" if target.adapter else ""))

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
 
 from mlxsft import platform as mplatform
 
@@ -204,7 +204,7 @@ def _mlx_device_info(mx) -> dict:
         return {}
 
 
-def _cuda_name() -> Optional[str]:
+def _cuda_name() -> str | None:
     import torch
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -214,7 +214,7 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _version(dist: str) -> Optional[str]:
+def _version(dist: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -223,7 +223,7 @@ def _version(dist: str) -> Optional[str]:
         return None
 
 
-def _count_entries(folder) -> int:
+def _count_entries(folder: Path) -> int:
     try:
         return sum(1 for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError:

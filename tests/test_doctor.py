@@ -25,7 +25,7 @@ def test_doctor_prints_every_section():
     assert "Traceback" not in r.stderr
 
 
-def test_doctor_json(monkeypatch):
+def test_doctor_json():
     from click.testing import CliRunner
 
     from mlxsft.cli.main import cli

@@ -37,7 +37,8 @@ def test_load_questions_reads_both_shapes(tmp_path):
     assert len(load_questions(tmp_path / "q.jsonl", limit=2)) == 2
 
 
-@pytest.mark.parametrize("line, match", [("{bad json", "invalid JSON"), ('{"q": 1}', "question"), ("[1]", "JSON object")])
+@pytest.mark.parametrize("line, match", [("{bad json", "invalid JSON"), ('{"q": 1}', "question"),
+                                         ("[1]", "JSON object")])
 def test_load_questions_locates_bad_rows(tmp_path, line, match):
     path = write_jsonl(tmp_path / "q.jsonl", [QUESTIONS[0], line])
     with pytest.raises(DataError, match=match) as e:
@@ -115,7 +116,11 @@ def test_run_folder_errors_are_one_clear_line(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the CLI on a tiny run
-from tests.test_chat import tuned_run  # noqa: E402,F401  (the shared fake run folder fixture)
+@pytest.fixture(scope="module")
+def tuned_run(tiny_llama_dir, tmp_path_factory) -> Path:
+    from tests.test_chat import make_run
+
+    return make_run(tiny_llama_dir, tmp_path_factory.mktemp("eval-run") / "run")
 
 
 def eval_cli(args: list[str]) -> dict:
@@ -123,7 +128,7 @@ def eval_cli(args: list[str]) -> dict:
 
     result = CliRunner().invoke(cli, ["eval", *args, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_eval_cli_questions_compare_scores_what_the_models_answered(tuned_run, tmp_path):

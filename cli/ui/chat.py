@@ -21,6 +21,7 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
+from mlxsft.chat import ChatSession, parse_command, prompt_text
 from mlxsft.cli.ui import console, err_console
 
 PROMPT = ">>> "
@@ -72,12 +73,13 @@ def _stats(answer: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- interactive
-def run_repl(session: Any, title: str) -> None:
+def run_repl(session: ChatSession) -> None:
     try:
         import readline  # noqa: F401  (line editing and history for input())
     except ImportError:
         pass
-    console.print(f"[bold]mlxsft chat[/] · {escape(title)}")
+    names = " and ".join(session.active)
+    console.print(f"[bold]mlxsft chat[/] · {escape(session.label)} · answering: {names}")
     console.print("[dim]/help for commands · Ctrl-C stops an answer · Ctrl-D or /quit leaves[/]")
     while True:
         try:
@@ -90,14 +92,14 @@ def run_repl(session: Any, title: str) -> None:
             continue
         if not line.strip():
             continue
-        if line.lstrip().startswith("/") and not line.lstrip().startswith("//"):
+        if parse_command(line) is not None:
             result = session.command(line)
             if result.quit:
                 break
             if result.message:
                 console.print(escape(result.message), style="red" if result.error else "dim")
             continue
-        prompt = line.strip()[1:] if line.lstrip().startswith("//") else line.strip()
+        prompt = prompt_text(line)
         if len(session.active) > 1:
             _ask_compare(session, prompt)
         else:
@@ -124,7 +126,7 @@ def _write_stdout(name: str, piece: str) -> None:
     sys.stdout.flush()
 
 
-def _ask_single(session: Any, prompt: str) -> None:
+def _ask_single(session: ChatSession, prompt: str) -> None:
     with ctrl_c_stops_answer() as stop:
         turn = session.ask(prompt, on_text=_Stream(_write_stdout), should_stop=stop)
     answer = next(iter(turn.answers.values()))
@@ -132,7 +134,7 @@ def _ask_single(session: Any, prompt: str) -> None:
     console.print(f"[dim]({_stats(answer)})[/]")
 
 
-def _ask_compare(session: Any, prompt: str) -> None:
+def _ask_compare(session: ChatSession, prompt: str) -> None:
     """Both answers side by side, streaming into their panels (base first, then tuned)."""
     names = list(session.active)
     texts = {n: "" for n in names}
@@ -160,22 +162,21 @@ def _ask_compare(session: Any, prompt: str) -> None:
 
 
 # ----------------------------------------------------------------------------- scripted
-def run_script(session: Any, lines: Iterable[str], as_json: bool) -> None:
+def run_script(session: ChatSession, lines: Iterable[str], as_json: bool) -> None:
     """One prompt per line; ``/commands`` work too. Plain answers, or one JSON object per line."""
     for raw in lines:
         line = raw.rstrip("\r\n")
         if not line.strip():
             continue
-        if line.lstrip().startswith("/") and not line.lstrip().startswith("//"):
+        if parse_command(line) is not None:
             result = session.command(line)
             if result.quit:
                 break
             if result.message:
                 sys.stderr.write(("error: " if result.error else "") + result.message + "\n")
             continue
-        prompt = line.strip()[1:] if line.lstrip().startswith("//") else line.strip()
-        compare = len(session.active) > 1
-        if as_json or compare:
+        prompt = prompt_text(line)
+        if as_json or len(session.active) > 1:
             turn = session.ask(prompt)
             if as_json:
                 sys.stdout.write(json.dumps(turn.to_json(), ensure_ascii=False) + "\n")

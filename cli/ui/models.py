@@ -10,13 +10,16 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlxsft.cli.ui import console, is_interactive
+
+if TYPE_CHECKING:
+    from mlxsft.doctor import Section
 
 
 @contextmanager
@@ -58,7 +61,7 @@ def print_converted(out: Path) -> None:
     console.print(f"try it: [cyan]mlx_lm.generate --model {escape(str(out))} --prompt hi[/]", soft_wrap=True)
 
 
-def print_doctor(sections: list) -> None:
+def print_doctor(sections: list[Section]) -> None:
     for section in sections:
         table = Table(title=f"[bold]{escape(section.title)}[/]", title_justify="left", show_header=False,
                       box=None, padding=(0, 2))
@@ -70,7 +73,7 @@ def print_doctor(sections: list) -> None:
         console.print()
 
 
-def print_doctor_json(sections: list) -> None:
+def print_doctor_json(sections: list[Section]) -> None:
     console.print_json(json.dumps({s.title: dict(s.rows) for s in sections}))
 
 

@@ -29,8 +29,8 @@ def load_conversations(source: str | None, split: str, cfg: DataConfig) -> list[
         more = len(problems) - 1
         hint = None
         if more:
-            where = source if source is not None else "(bundled)"
-            hint = f"{more} more problem{'s' * (more > 1)}; `mlxsft data validate {where}` lists them all"
+            command = "mlxsft data validate" + (f" {source}" if source is not None else "")
+            hint = f"{more} more problem{'s' * (more > 1)}; `{command}` lists them all"
         first = problems[0]
         raise DataError(first.message, file=first.file, line=first.line, field=first.field or None, hint=hint)
     if not convs:
@@ -85,7 +85,8 @@ def validate_path(path: str | Path | None, cfg: DataConfig) -> list[Problem]:
 
 def _all_splits(path: str | Path | None, cfg: DataConfig) -> list[tuple[str, list[RawRow]]]:
     if path is None:
-        return [(str(bundled_path(s)), list(read_file(bundled_path(s)))) for s in ("train", "valid")]
+        return [(str(bundled_path(s)), list(read_file(bundled_path(s)))) for s in ("train", "valid")
+                if bundled_path(s).is_file()]
     source = str(path)
     if is_local(source):
         p = Path(source).expanduser()

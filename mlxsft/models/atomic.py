@@ -29,6 +29,7 @@ def atomic_dir(final: Path, *, exist_ok: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700); give it a normal folder's mode
         try:
             os.rename(tmp, final)  # POSIX: replaces an empty folder in one step
         except OSError:
@@ -56,3 +57,9 @@ def _make_parents(folder: Path) -> list[Path]:
     for d in missing:
         d.mkdir()
     return missing
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask

@@ -65,11 +65,20 @@ def gguf_to_hf(gguf: Path, out: Path, progress: Progress | None = None) -> Path:
 
 @contextmanager
 def _quiet_transformers(report: Progress) -> Iterator[None]:
-    """Silence transformers' logging and route its GGUF tqdm bar into our progress callback.
+    """Run transformers' GGUF loader silently, with our progress, and about twice as fast.
 
-    The library never prints; transformers draws a raw ``tqdm`` over the GGUF tensors (not its own
-    progress-bar switch), so we swap that module's ``tqdm`` name for the duration of the call.
+    Three module attributes are swapped for the duration of the call and restored after it:
+    - ``tqdm`` of transformers' GGUF module: it draws a raw tqdm bar over the tensors (not behind its own
+      progress-bar switch) and the library must not print, so the bar feeds our callback instead;
+    - ``gguf.GGUFReader``: transformers parses the same file three times (tokenizer, config, tensors),
+      ~2 s each for SmolLM2; one memory-mapped, read-only reader serves all three;
+    - ``gguf.get_tensor_name_map``: rebuilt for every submodule (397 times for SmolLM2, ~1/3 of the load
+      time); it is a pure function of (arch, layers), so it is memoized.
+    Measured on SmolLM2-135M, 2 CPU cores: 31 s -> 15 s.
     """
+    import functools
+
+    import gguf
     import transformers
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
@@ -80,16 +89,27 @@ def _quiet_transformers(report: Progress) -> Iterator[None]:
                 report("de-quantizing GGUF tensors", 0.2 + 0.7 * i / max(len(items), 1))
             yield item
 
+    readers: dict[tuple[str, str], object] = {}
+    saved_reader, saved_name_map, saved_tqdm = gguf.GGUFReader, gguf.get_tensor_name_map, gguf_utils.tqdm
+
+    def shared_reader(path, mode="r"):
+        key = (str(path), mode)
+        if key not in readers:
+            readers[key] = saved_reader(path, mode)
+        return readers[key]
+
     verbosity = transformers.logging.get_verbosity()
     bars = transformers.utils.logging.is_progress_bar_enabled()
-    saved = gguf_utils.tqdm
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     gguf_utils.tqdm = tensors
+    gguf.GGUFReader = shared_reader
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(saved_name_map)
     try:
         yield
     finally:
-        gguf_utils.tqdm = saved
+        gguf_utils.tqdm, gguf.GGUFReader, gguf.get_tensor_name_map = saved_tqdm, saved_reader, saved_name_map
+        readers.clear()
         transformers.logging.set_verbosity(verbosity)
         if bars:
             transformers.utils.logging.enable_progress_bar()

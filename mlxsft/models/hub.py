@@ -45,7 +45,7 @@ def download(repo_id: str) -> Path:
     except (RepositoryNotFoundError, RevisionNotFoundError):
         raise ModelError(f"Hub model '{repo_id}' not found (check the id; private models need `hf auth login`)"
                          ) from None
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as e:
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError):
         # No network, HF_HUB_OFFLINE=1 without a cached copy, proxy or server errors: all "unreachable".
         why = "HF_HUB_OFFLINE is set and it is not in the local cache" if _offline() else "no connection"
         raise ModelError(f"cannot get Hub model '{repo_id}': the Hugging Face Hub is unreachable ({why}); "

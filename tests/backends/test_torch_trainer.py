@@ -145,6 +145,34 @@ def test_gradient_accumulation_equals_the_big_batch(tiny_llama_dir, data_dir, tm
     assert train_losses(tmp_path / "a")[0] == pytest.approx(train_losses(tmp_path / "b")[0], rel=1e-5)
 
 
+@pytest.mark.parametrize("over", [dict(pack=True, batch_size=8), dict(grad_checkpoint=True, batch_size=8)],
+                         ids=["packed", "grad-checkpoint"])
+def test_packing_and_checkpointing_leave_the_step_unchanged(tiny_llama_dir, data_dir, tmp_path, over, monkeypatch):
+    """One SGD step over all rows: packed rows (block-diagonal attention) or recomputed activations give
+    the same update as plain padded rows."""
+    # rows are ~40 tokens: 128-token sequences hold three
+    common = dict(iters=1, optimizer="sgd", learning_rate=0.5, max_grad_norm=0, momentum=0.0, max_seq_len=128)
+    plain = train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "plain", batch_size=8, **common))
+    import mlxsft.backends.torch.trainer as trainer_mod
+
+    rows_per_sequence: list[int] = []
+    real_collate = trainer_mod.collate
+
+    def spy(examples, plan, pad_id):
+        batch = real_collate(examples, plan, pad_id)
+        rows_per_sequence.extend(int(m) for m in batch.segment_ids.max(axis=1))
+        return batch
+
+    monkeypatch.setattr(trainer_mod, "collate", spy)
+    other = train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "other", **{**common, **over}))
+    assert other.result.trained_tokens == plain.result.trained_tokens  # every row once, padding not counted
+    assert max(rows_per_sequence) == (3 if over.get("pack") else 1)  # really packed (or really not)
+    a, b = run_weights(tmp_path / "plain"), run_weights(tmp_path / "other")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=2e-5)
+    assert train_losses(tmp_path / "plain")[0] == pytest.approx(train_losses(tmp_path / "other")[0], rel=1e-5)
+
+
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_llama_dir, data_dir, tmp_path):
     common = dict(iters=8, batch_size=2, save_every=2, learning_rate=3e-3, lr_schedule="cosine", warmup=2,
                   dropout=0.1)
@@ -196,8 +224,8 @@ def test_peft_loads_the_run_adapter(tiny_llama_dir, data_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from mlxsft.backends.torch.device import pick_device
-    from mlxsft.backends.torch.model import load_run_model
+    from mlxsft.backends.torch.generate import load_views
+    from mlxsft.backends.torch.model import read_run_info
 
     run = tmp_path / "run"
     out = train(make_cfg(tiny_llama_dir, data_dir, run, iters=2))
@@ -207,9 +235,9 @@ def test_peft_loads_the_run_adapter(tiny_llama_dir, data_dir, tmp_path):
     with torch.no_grad():
         want = out.model.eval()(input_ids=ids).logits
         torch.testing.assert_close(loaded(input_ids=ids).logits, want)
-        again, _, info = load_run_model(run, pick_device("cpu"))
-        torch.testing.assert_close(again(input_ids=ids).logits, want)
-    assert info["method"] == "lora"
+        _, views = load_views(str(tiny_llama_dir), run, device="cpu")
+        torch.testing.assert_close(views["tuned"].model(input_ids=ids).logits, want)
+    assert read_run_info(run) == {"backend": "torch", "base_model": str(tiny_llama_dir), "method": "lora"}
 
 
 def test_compare_and_generate(tiny_llama_dir, data_dir, tmp_path):
@@ -229,3 +257,21 @@ def test_quantize_is_refused(tiny_llama_dir, data_dir, tmp_path):
 
     with pytest.raises(ConfigError, match="quantize"):
         train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "run", quantize=4))
+
+
+def test_an_mlx_folder_loads_in_torch_with_the_same_outputs(tiny_llama_dir):
+    """An unquantised MLX conversion is HF-format safetensors: torch loads it and computes the same logits."""
+    from transformers import AutoModelForCausalLM
+
+    from mlxsft.backends.torch.device import pick_device
+    from mlxsft.backends.torch.model import load_model
+    from mlxsft.models import mlx_model_path, resolve_model
+
+    folder = mlx_model_path(str(tiny_llama_dir))
+    assert resolve_model(str(folder)).is_mlx
+    model, tok, _ = load_model(str(folder), pick_device("cpu"))
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    ref = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(input_ids=ids).logits, ref(input_ids=ids).logits)
+    assert tok.pad_token_id is not None or tok.eos_token_id is not None

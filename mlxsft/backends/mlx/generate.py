@@ -65,7 +65,9 @@ def end_of_turn_text(hf_tokenizer: Any, template: str, template_kwargs: dict | N
     return tail.split("\n")[0].strip() if tail else ""
 
 
-def render_prompt(hf_tokenizer: Any, messages: list[dict], template: str, template_kwargs: dict | None = None) -> list[int]:
+def render_prompt(hf_tokenizer: Any, messages: list[dict], template: str,
+                  template_kwargs: dict | None = None) -> list[int]:
+    """Token ids of ``messages`` plus the assistant header, ready for generation."""
     text = hf_tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
                                             add_generation_prompt=True, **(template_kwargs or {}))
     return hf_tokenizer.encode(text, add_special_tokens=False)

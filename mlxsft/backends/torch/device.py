@@ -78,6 +78,19 @@ def cuda_bf16_supported() -> bool:
         return False
 
 
+def preloaded_blas_note() -> str | None:
+    """A warning when OpenBLAS is preloaded (the MLX-on-Linux fix): it then also serves torch's BLAS calls,
+    and torch CPU training ran 10x slower than on torch's own MKL (SmolLM2-135M LoRA: 35 vs 352 tokens/s
+    on a 2-core x86_64 box; issue 6)."""
+    from mlxsft.platform import NO_REEXEC_ENV, blas_preloaded
+
+    lib = blas_preloaded()
+    if not lib:
+        return None
+    return (f"OpenBLAS is preloaded ({lib}); it makes torch on the CPU up to 10x slower, run without LD_PRELOAD "
+            f"(and {NO_REEXEC_ENV}=1 for the mlxsft command) for torch's own BLAS")
+
+
 def available_device() -> str:
     """cuda, then mps, then cpu."""
     import torch
@@ -113,6 +126,9 @@ def pick_device(choice: str = "auto", requested_dtype: str = "float32") -> Devic
         if want != torch.float32:
             notes.append(f"dtype {requested_dtype} -> float32 on the CPU")
         plan.param_dtype = torch.float32
+        note = preloaded_blas_note()
+        if note:
+            notes.append(note)
     elif kind == "cuda":
         if want == torch.bfloat16 and not cuda_bf16_supported():
             notes.append("dtype bfloat16 is not supported by this GPU -> float32")

@@ -1,68 +1,262 @@
-"""Greedy/sampled answers from a transformers model with the run's chat template, stopping at end of turn.
+"""Generation with transformers: one assistant turn at a time, stopping at end of turn, reusing the KV cache.
 
-    answer = generate_answer(model, hf_tokenizer, [{"role": "user", "content": "Hi"}], template, max_tokens=64)
+    tokenizer, views = load_views("smollm2-135m-instruct", Path("runs/sft-…"))   # {"tuned", "base"}
+    gen = CachedGenerator(views["tuned"], tokenizer)
+    answer = gen.generate(prompt_ids, Sampling(max_tokens=256), stop, on_text=print)
 
-The torch twin of ``mlxsft/backends/mlx/generate.py``: the same prompt rendering, the same stop rule
-(end-of-turn text or an EOS id) and the same ``Answer`` record, so ``mlxsft.evaluate.compare``, chat and
-eval treat both backends alike.
+The torch twin of ``mlxsft/backends/mlx/generate.py`` with the same public face, so ``mlxsft.chat``,
+``mlxsft.evaluate`` and the before/after table of ``mlxsft train`` use either backend unchanged: the same
+``Answer``, ``Sampling``, ``StopCondition``, ``ModelView``, prompt rendering and stop rule (imported from
+there; that module is plain Python and imports mlx only inside its functions).
+
+``CachedGenerator`` keeps a transformers ``DynamicCache`` and exactly the tokens fed into it; a later
+prompt that starts with them only feeds the rest, and a differing tail is cropped away (or the cache is
+rebuilt where a layer cannot crop), so the cache always equals a fresh prefill of the prompt.
+For LoRA/DoRA runs the base view is the same model inside peft's ``disable_adapter()``: one copy of
+the weights answers as both.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Optional
 
-from mlxsft.backends.mlx.generate import Answer, end_of_turn_text, render_prompt  # plain Python, no mlx import
+from mlxsft.backends.mlx.generate import (  # noqa: F401  (re-exported: the backend interface)
+    Answer,
+    ModelView,
+    Sampling,
+    StopCondition,
+    StopTextFilter,
+    end_of_turn_text,
+    render_prompt,
+    stop_condition,
+)
 
-__all__ = ["Answer", "generate_answer", "stop_token_ids"]
+
+class TorchTokenizer:
+    """A Hugging Face tokenizer behind mlx-lm's ``TokenizerWrapper`` face (``_tokenizer``, ``eos_token_ids``).
+
+    The chat and eval code unwrap ``tokenizer._tokenizer`` and read ``eos_token_ids`` as they do for MLX;
+    everything else is the HF tokenizer's own.
+    """
+
+    def __init__(self, hf_tokenizer: Any, eos_token_ids: set[int] | None = None):
+        self._tokenizer = hf_tokenizer
+        ids = set(eos_token_ids or ())
+        if hf_tokenizer.eos_token_id is not None:
+            ids.add(hf_tokenizer.eos_token_id)
+        self.eos_token_ids = ids
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
 
 
-def stop_token_ids(model: Any, hf_tokenizer: Any, stop: str) -> list[int]:
-    """EOS ids of the tokenizer and generation config, plus the end-of-turn text when it is one token."""
-    ids: set[int] = set()
-    for v in (getattr(hf_tokenizer, "eos_token_id", None), getattr(model.generation_config, "eos_token_id", None)):
-        ids.update(v if isinstance(v, list) else [v] if isinstance(v, int) else [])
-    if stop:
-        enc = hf_tokenizer.encode(stop, add_special_tokens=False)
-        if len(enc) == 1:
-            ids.add(enc[0])
-    return sorted(ids)
+def hf_of(tokenizer: Any) -> Any:
+    return tokenizer._tokenizer if isinstance(tokenizer, TorchTokenizer) else tokenizer
+
+
+def wrap_tokenizer(hf_tokenizer: Any, model: Any) -> TorchTokenizer:
+    """The wrapper, with the model's generation-config EOS ids (e.g. ``<|im_end|>`` and ``<|endoftext|>``)."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    return TorchTokenizer(hf_tokenizer, set(eos if isinstance(eos, list) else [eos] if isinstance(eos, int) else []))
+
+
+# ----------------------------------------------------------------------------- models
+def load_views(spec: str, adapter: Optional[Path] = None, *, fine_tune_type: str = "lora",
+               load_kwargs: Optional[dict] = None, progress: Optional[Callable[[str, float], None]] = None,
+               device: str = "auto") -> tuple[TorchTokenizer, dict[str, ModelView]]:
+    """(tokenizer, views): ``{"base"}`` without an adapter, else ``{"tuned", "base"}``.
+
+    ``adapter`` is a torch run folder (or its ``best/``): PEFT adapter files, or ``trainable.safetensors``
+    of a full fine-tune, whose base view loads its own copy on first use.
+    """
+    from mlxsft.backends.torch.device import pick_device
+    from mlxsft.backends.torch.model import load_model
+
+    kw = load_kwargs or {}
+    if kw.get("quantize"):
+        from mlxsft.errors import ConfigError
+
+        raise ConfigError("quantize: the torch backend runs unquantised weights", hint="use --backend mlx")
+    plan = pick_device(device, kw.get("dtype") or "float32")
+    if progress:
+        progress("loading model", 0.0)
+    model, hf_tok, _ = load_model(spec, plan)
+    tokenizer = wrap_tokenizer(hf_tok, model)
+    if progress:
+        progress("loading model", 1.0)
+    if adapter is None:
+        return tokenizer, {"base": ModelView("base", model.eval())}
+    folder = Path(adapter)
+    if fine_tune_type == "full" or (folder / "trainable.safetensors").is_file():
+        from mlxsft.backends.torch.checkpoint import load_full_weights
+
+        load_full_weights(model, folder)
+
+        def load_base() -> Any:
+            return load_model(spec, plan)[0].eval()
+
+        return tokenizer, {"tuned": ModelView("tuned", model.eval()), "base": ModelView("base", loader=load_base)}
+    if not (folder / "adapter_model.safetensors").is_file():
+        from mlxsft.errors import RunError
+
+        raise RunError(f"{folder}: no PEFT adapter (adapter_model.safetensors)",
+                       hint="MLX runs chat with --backend mlx")
+    from peft import PeftModel
+
+    tuned = PeftModel.from_pretrained(model, str(folder), is_trainable=False).to(plan.device).eval()
+    base = ModelView("base", tuned, activate=tuned.disable_adapter)  # the same weights, adapter off
+    return tokenizer, {"tuned": ModelView("tuned", tuned), "base": base}
+
+
+# ----------------------------------------------------------------------------- generation
+def seed(value: int) -> None:
+    """Seed sampling (``--temp`` > 0)."""
+    import torch
+
+    torch.manual_seed(value)
+
+
+def sample(logits: Any, sampling: Sampling) -> int:
+    """Greedy at temp 0, else temperature + nucleus (top-p) sampling."""
+    import torch
+
+    if sampling.temp <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / sampling.temp, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < sampling.top_p  # always keeps the top token
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+    return int(torch.multinomial(probs / probs.sum(), 1))
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers 5 calls the KV cache ``cache``; 4.x (and 5 before the rename) ``past_key_values``."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass
+class CachedGenerator:
+    """Generates assistant turns for one model view, keeping the KV cache between calls."""
+
+    view: ModelView
+    tokenizer: Any  # TorchTokenizer (or a plain HF tokenizer)
+    cache: Any = None
+    tokens: list[int] = field(default_factory=list)  # exactly what the cache holds
+
+    def reset(self) -> None:
+        self.cache, self.tokens = None, []
+
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.view.model.config)
+
+    def _reuse(self, prompt: list[int]) -> int:
+        """Crop the cache to the longest prefix it shares with ``prompt``; returns that length."""
+        if self.cache is None:
+            self.cache, self.tokens = self._new_cache(), []
+        keep = min(_common_prefix(self.tokens, prompt), len(prompt) - 1)  # feed at least one token
+        if len(self.tokens) > keep:
+            try:
+                if keep == 0:
+                    raise ValueError("nothing to keep")
+                self.cache.crop(keep)
+            except (ValueError, NotImplementedError, AttributeError, TypeError):
+                self.cache, keep = self._new_cache(), 0  # e.g. sliding-window layers cannot crop
+        self.tokens = list(prompt[:keep])
+        return keep
+
+    def generate(self, prompt: list[int], sampling: Sampling, stop: StopCondition, *,
+                 on_text: Optional[Callable[[str], None]] = None,
+                 should_stop: Optional[Callable[[], bool]] = None) -> Answer:
+        import torch
+
+        emit = on_text or (lambda s: None)
+        hf = hf_of(self.tokenizer)
+        model = self.view.model
+        device = next(model.parameters()).device
+        cache_arg = _cache_argument(model)
+        start = time.perf_counter()
+        generated: list[int] = []
+        parts: list[str] = []
+        finish, first_at, shown = "length", None, ""
+        cut = StopTextFilter(stop.text)
+        with torch.no_grad(), self.view.activate():
+            reused = self._reuse(prompt)
+            feed = list(prompt[reused:])
+            for _ in range(sampling.max_tokens):
+                out = model(input_ids=torch.tensor([feed], device=device), use_cache=True,
+                            **{cache_arg: self.cache})  # the cache object grows in place
+                self.tokens += feed
+                token = sample(out.logits[0, -1], sampling)
+                first_at = first_at or time.perf_counter()
+                generated.append(token)
+                if token in stop.token_ids:
+                    finish = "stop"
+                    break
+                # decode the whole answer and show what is new; hold back an unfinished UTF-8 character
+                text = hf.decode(generated, skip_special_tokens=False)
+                if not text.endswith("\ufffd") and len(text) > len(shown):
+                    piece = cut.feed(text[len(shown):])
+                    shown = text
+                    if piece:
+                        parts.append(piece)
+                        emit(piece)
+                    if cut.hit:
+                        finish = "stop"
+                        break
+                if should_stop is not None and should_stop():
+                    finish = "interrupted"
+                    break
+                feed = [token]
+        if not cut.hit:
+            text = hf.decode(generated[:-1] if finish == "stop" else generated, skip_special_tokens=False)
+            tail = cut.feed(text[len(shown):]) + cut.flush()
+            if tail:
+                parts.append(tail)
+                emit(tail)
+        end = time.perf_counter()
+        n = len(generated)
+        body = generated[:-1] if finish == "stop" and generated and generated[-1] in stop.token_ids else generated
+        raw = hf.decode(body, skip_special_tokens=False)
+        raw = raw.split(stop.text, 1)[0] if stop.text else raw
+        decode_s = end - first_at if first_at else 0.0
+        tps = (n - 1) / decode_s if n > 1 and decode_s > 0 else (n / (end - start) if end > start else 0.0)
+        return Answer(text="".join(parts), tokens=n, tokens_per_sec=tps, prompt_tokens=len(prompt),
+                      reused_tokens=reused, finish_reason=finish, elapsed_s=end - start, raw_text=raw)
 
 
 def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: str, *,
                     template_kwargs: dict | None = None, max_tokens: int = 128, temp: float = 0.0,
-                    top_p: float = 1.0, stop_text: str | None = None) -> Answer:
-    """Generate one assistant turn. ``tokenizer`` is the Hugging Face tokenizer."""
-    import torch
-    from transformers import GenerationConfig
-
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
-    prompt = render_prompt(hf, messages, template, template_kwargs)
-    stop = stop_text if stop_text is not None else end_of_turn_text(hf, template, template_kwargs)
-    stop_ids = stop_token_ids(model, hf, stop)
-    pad = hf.pad_token_id if hf.pad_token_id is not None else (stop_ids[0] if stop_ids else 0)
-    # a fresh config: the checkpoint's sampling defaults must not leak into greedy decoding
-    gen = GenerationConfig(max_new_tokens=max_tokens, do_sample=temp > 0, eos_token_id=stop_ids or None,
-                           pad_token_id=pad, use_cache=True,
-                           **({"temperature": temp, "top_p": top_p} if temp > 0 else {}))
-    device = next(model.parameters()).device
-    ids = torch.tensor([prompt], device=device)
+                    top_p: float = 1.0, stop_text: str | None = None,
+                    activate: Callable[[], ContextManager] = nullcontext) -> Answer:
+    """Generate one assistant turn from a fresh cache (the before/after table, ``mlxsft eval``)."""
+    if not isinstance(tokenizer, TorchTokenizer):
+        tokenizer = wrap_tokenizer(tokenizer, model)
+    prompt = render_prompt(hf_of(tokenizer), messages, template, template_kwargs)
+    stop = stop_condition(tokenizer, template, template_kwargs, stop_text)
     was_training = model.training
     model.eval()
-    start = time.perf_counter()
     try:
-        with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen)
+        gen = CachedGenerator(ModelView("model", model, activate), tokenizer)
+        answer = gen.generate(prompt, Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens), stop)
     finally:
         model.train(was_training)
-    dt = time.perf_counter() - start
-    new = out[0, len(prompt):].tolist()
-    n = len(new)
-    for i, tok in enumerate(new):
-        if tok in stop_ids:
-            new = new[:i]
-            break
-    text = hf.decode(new, skip_special_tokens=True)
-    if stop and stop in text:
-        text = text.split(stop, 1)[0]
-    return Answer(text=text.strip(), tokens=n, tokens_per_sec=n / dt if dt > 0 else 0.0)
+    answer.text = answer.text.strip()
+    return answer

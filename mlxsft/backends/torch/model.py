@@ -1,7 +1,7 @@
 """Load a model for the torch backend through transformers, from any spec ``mlxsft.models`` resolves.
 
     model, tokenizer, source = load_model("smollm2-135m-instruct", plan)      # plan: device.DevicePlan
-    model, tokenizer, info = load_run_model("runs/sft-20261129-0712", plan)   # base + the run's adapter
+    read_run_info(Path("runs/sft-20261129-0712"))   # {"backend": "torch", "base_model": ..., "method": ...}
 
 HF folders load directly; a ``.gguf`` file is dequantised by transformers (``gguf_file=``); an
 unquantised MLX folder is HF-format safetensors too. An MLX *quantised* folder has packed uint32 weights
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlxsft.errors import ModelError, RunError
+from mlxsft.errors import ModelError
 
 RUN_INFO = "run_info.json"
 
@@ -36,7 +36,7 @@ def _from_pretrained(source: Any, dtype: Any, trust_remote_code: bool) -> Any:
 
 def load_model(spec: str, plan: Any, *, trust_remote_code: bool = False) -> tuple[Any, Any, Any]:
     """(transformers model on ``plan.device`` in ``plan.param_dtype``, HF tokenizer, ModelSource)."""
-    from mlxsft.models import load_tokenizer, resolve_model
+    from mlxsft.models import resolve_model
 
     source = resolve_model(spec)
     try:
@@ -46,8 +46,22 @@ def load_model(spec: str, plan: Any, *, trust_remote_code: bool = False) -> tupl
                          hint="try --backend mlx") from None
     model.to(plan.device)
     model.config.use_cache = False  # training forward passes; generate() turns it back on
-    tokenizer = load_tokenizer(spec)
-    return model, getattr(tokenizer, "_tokenizer", tokenizer), source
+    return model, _tokenizer(spec, source), source
+
+
+def _tokenizer(spec: str, source: Any) -> Any:
+    """The tokenizer the MLX backend uses too (same ids, same masks). For a GGUF that is the tokenizer of
+    its MLX conversion; where mlx is not installed, the same tokenizer read from the GGUF directly."""
+    from mlxsft.models import load_tokenizer
+
+    try:
+        return load_tokenizer(spec)
+    except ImportError:
+        if Path(source.path).suffix != ".gguf":
+            raise
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(Path(source.path).parent), gguf_file=Path(source.path).name)
 
 
 def write_run_info(run_dir: Path, *, base_model: str, method: str) -> None:
@@ -60,25 +74,3 @@ def write_run_info(run_dir: Path, *, base_model: str, method: str) -> None:
 def read_run_info(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / RUN_INFO
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def load_run_model(run_dir: str | Path, plan: Any, *, best: bool = False,
-                   trust_remote_code: bool = False) -> tuple[Any, Any, dict[str, Any]]:
-    """The tuned model of a torch run: the base with the run's PEFT adapter, or the fully tuned weights."""
-    run_dir = Path(run_dir)
-    info = read_run_info(run_dir)
-    if not info or info.get("backend") != "torch":
-        raise RunError(f"{run_dir}: not a torch run folder (no run_info.json)", hint="use --backend mlx")
-    folder = run_dir / "best" if best else run_dir
-    model, tokenizer, _ = load_model(info["base_model"], plan, trust_remote_code=trust_remote_code)
-    if info["method"] == "full":
-        from mlxsft.backends.torch.checkpoint import load_full_weights
-
-        load_full_weights(model, folder)
-    else:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
-        model.to(plan.device)
-    model.eval()
-    return model, tokenizer, info

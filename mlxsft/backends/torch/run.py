@@ -102,10 +102,8 @@ def compare_base_and_tuned(cfg: Config, tuned: Any, hf_tok: Any, template: str, 
     questions = load_questions(t.compare_questions, limit=t.compare_limit)
     kw = dict(template=template, template_kwargs=cfg.data.chat_template_kwargs, max_tokens=t.compare_max_tokens)
     tuned.eval()
-    if hasattr(tuned, "disable_adapter"):
-        def base_answer(messages: list[dict]) -> Any:
-            with tuned.disable_adapter():
-                return generate_answer(tuned, hf_tok, messages, **kw)
+    if hasattr(tuned, "disable_adapter"):  # peft: the base is the same weights with the adapter off
+        base_answer = partial(generate_answer, tuned, hf_tok, activate=tuned.disable_adapter, **kw)
     else:
         base, _, _ = load_model(cfg.model.model, device, trust_remote_code=cfg.model.trust_remote_code)
         base_answer = partial(generate_answer, base, hf_tok, **kw)
