@@ -82,6 +82,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     backend: str = _f("mlx", "Training backend.", ("mlx", "torch", "auto"))
+    device: str = _f("auto", "Torch device (backend torch).", ("auto", "mps", "cuda", "cpu"))
     epochs: Optional[float] = _f(None, "Train for this many epochs (default 1 unless --iters).")
     iters: Optional[int] = _f(None, "Train for this many optimizer steps (overrides --epochs).")
     batch_size: int = _f(8, "Rows (or packed sequences) per micro-batch.")
@@ -115,7 +116,8 @@ class Config:
         return dataclasses.asdict(self)
 
     def hash(self, exclude: tuple[str, ...] = ("out", "iters", "epochs", "force", "compare", "eval_every",
-                                              "save_every", "report_every", "early_stop")) -> str:
+                                              "save_every", "report_every", "early_stop", "device", "compare_limit",
+                                              "compare_questions", "compare_max_tokens")) -> str:
         """A hash of what decides the trained weights (resume refuses a different job)."""
         flat = {k: v for k, v in flat_fields(self).items() if k not in exclude}
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -65,8 +65,10 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                  callback: Optional[Callback] = None) -> TrainOutcome:
     emit = callback or (lambda e, p: None)
     backend = _backend(cfg)
-    if backend != "mlx":
-        raise ConfigError(f"backend '{backend}' is not available yet; use --backend mlx")
+    if backend == "torch":
+        from mlxsft.backends.torch.run import run_training_torch
+
+        return run_training_torch(cfg, resume=resume, overwrite=overwrite, plan_only=plan_only, callback=callback)
 
     import mlx.core as mx
 
@@ -92,7 +94,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
     else:
         template = resolve_chat_template(hf_tok, cfg.data.chat_template)
     train = prepare_split(cfg.data, hf_tok, cfg.data.train_split, chat_template=template)
-    valid = _maybe_split(cfg, hf_tok, cfg.data.valid_split, template)
+    valid = maybe_split(cfg, hf_tok, cfg.data.valid_split, template)
     emit("data", {"train": train.stats, "valid": valid.stats if valid else None})
 
     mx.random.seed(cfg.train.seed)  # LoRA init is part of the seeded job
@@ -128,7 +130,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
     return outcome
 
 
-def _maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:
+def maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:
     from mlxsft.data import prepare_split
 
     try:

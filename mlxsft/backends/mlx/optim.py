@@ -43,8 +43,9 @@ def build_optimizer(cfg: OptimConfig, total_steps: int) -> optim.Optimizer:
     lr = build_schedule(cfg, total_steps)
     wd = cfg.weight_decay
     factories: dict[str, Callable[[], optim.Optimizer]] = {
-        "adamw": lambda: optim.AdamW(learning_rate=lr, weight_decay=wd),
-        "adam": lambda: optim.Adam(learning_rate=lr),
+        # bias correction on, as in torch/HF, so both backends take the same steps from the same config
+        "adamw": lambda: optim.AdamW(learning_rate=lr, weight_decay=wd, bias_correction=True),
+        "adam": lambda: optim.Adam(learning_rate=lr, bias_correction=True),
         "sgd": lambda: optim.SGD(learning_rate=lr, momentum=cfg.momentum, weight_decay=wd),
         "adafactor": lambda: optim.Adafactor(learning_rate=lr, relative_step=False, scale_parameter=False),
         "muon": lambda: optim.Muon(learning_rate=lr, momentum=cfg.momentum, weight_decay=wd),

@@ -18,7 +18,7 @@ from typing import Any, Optional
 from mlxsft.config import Config
 from mlxsft.errors import ConfigError, RunError
 from mlxsft.runs import RunLock, atomic_write_json, atomic_write_text, default_run_dir, prepare_run_dir
-from mlxsft.train import Callback, TrainOutcome, _maybe_split
+from mlxsft.train import Callback, TrainOutcome, maybe_split
 
 
 def run_training_torch(cfg: Config, *, resume: bool = False, overwrite: bool = False, plan_only: bool = False,
@@ -51,7 +51,7 @@ def run_training_torch(cfg: Config, *, resume: bool = False, overwrite: bool = F
     else:
         template = resolve_chat_template(hf_tok, cfg.data.chat_template)
     train = prepare_split(cfg.data, hf_tok, cfg.data.train_split, chat_template=template)
-    valid = _maybe_split(cfg, hf_tok, cfg.data.valid_split, template)
+    valid = maybe_split(cfg, hf_tok, cfg.data.valid_split, template)
     emit("data", {"train": train.stats, "valid": valid.stats if valid else None})
 
     torch.manual_seed(cfg.train.seed)  # LoRA init is part of the seeded job
