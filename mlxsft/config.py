@@ -63,14 +63,14 @@ class LoraConfig:
     alpha: float = _f(16.0, "LoRA alpha; the update is scaled by alpha / rank.")
     dropout: float = _f(0.0, "LoRA dropout.")
     target_modules: list = _f(["all-linear"], "Modules to adapt: names (q_proj, v_proj, ...) or all-linear.")
-    num_layers: int = _f(-1, "Adapt the last N transformer layers (-1 = all).")
+    num_layers: int = _f(16, "Adapt the last N transformer layers (-1 = all); no backward pass runs below them.")
     train_embeddings: bool = _f(False, "Full fine-tuning: also train embeddings and lm_head.")
 
 
 @dataclass
 class OptimConfig:
     optimizer: str = _f("adamw", "Optimizer.", ("adamw", "adam", "sgd", "adafactor", "muon"))
-    learning_rate: float = _f(4e-4, "Peak learning rate.")
+    learning_rate: float = _f(1e-3, "Peak learning rate.")
     weight_decay: float = _f(0.0, "Weight decay.")
     lr_schedule: str = _f("cosine", "Learning-rate schedule after warmup.", ("constant", "linear", "cosine"))
     warmup: float = _f(0.05, "Warmup: steps if >= 1, else a fraction of all steps.")
@@ -99,7 +99,7 @@ class TrainConfig:
     name: str = _f("sft", "Run name used in the default run folder.")
     compare: bool = _f(True, "Ask base and tuned model the held-out questions at the end.")
     compare_questions: Optional[str] = _f(None, "Questions file for the before/after table (default: bundled eval).")
-    compare_max_tokens: int = _f(48, "Max new tokens per answer in the before/after table.")
+    compare_max_tokens: int = _f(32, "Max new tokens per answer in the before/after table.")
     compare_limit: Optional[int] = _f(None, "Ask at most this many questions in the before/after table.")
     force: bool = _f(False, "Start even if the memory estimate exceeds the machine's memory.")
 

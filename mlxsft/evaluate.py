@@ -121,18 +121,29 @@ AnswerFn = Callable[[list[dict]], Any]  # messages -> object with .text, .tokens
 def compare(answerers: dict[str, AnswerFn], questions: list[Question],
             progress: Optional[Callable[[int, int], None]] = None) -> CompareReport:
     """Ask every model every question (model by model, so each stays warm)."""
+    return compare_batched({name: (lambda convs, fn=fn: [fn(c) for c in convs]) for name, fn in answerers.items()},
+                           questions, progress, chunk=1)
+
+
+BatchAnswerFn = Callable[[list[list[dict]]], list[Any]]  # conversations -> answers, in order
+
+
+def compare_batched(answerers: dict[str, BatchAnswerFn], questions: list[Question],
+                    progress: Optional[Callable[[int, int], None]] = None, chunk: int = 32) -> CompareReport:
+    """Like ``compare``, but each model gets ``chunk`` questions per call (batched generation)."""
     rows = [CompareRow(question=q.text, reference=q.reference, answers={}) for q in questions]
     total = len(questions) * len(answerers)
     done = 0
     for name, answer in answerers.items():
-        for q, row in zip(questions, rows):
-            a = answer(q.messages)
-            row.answers[name] = a.text
-            row.tokens[name] = a.tokens
-            row.tokens_per_sec[name] = a.tokens_per_sec
-            if q.reference is not None:
-                row.scores[name] = score(a.text, q.reference)
-            done += 1
+        for lo in range(0, len(questions), chunk):
+            qs, rs = questions[lo:lo + chunk], rows[lo:lo + chunk]
+            for q, row, a in zip(qs, rs, answer([q.messages for q in qs])):
+                row.answers[name] = a.text
+                row.tokens[name] = a.tokens
+                row.tokens_per_sec[name] = a.tokens_per_sec
+                if q.reference is not None:
+                    row.scores[name] = score(a.text, q.reference)
+                done += 1
             if progress:
                 progress(done, total)
     return CompareReport(rows=rows, models=list(answerers))

@@ -145,8 +145,8 @@ def compare_base_and_tuned(cfg: Config, tuned: Any, tokenizer: Any, template: st
     """Ask the held-out questions of the base and the tuned model; returns a CompareReport."""
     from functools import partial
 
-    from mlxsft.backends.mlx.generate import generate_answer
-    from mlxsft.evaluate import compare, load_questions
+    from mlxsft.backends.mlx.generate import generate_answers_batch
+    from mlxsft.evaluate import compare_batched, load_questions
     from mlxsft.models import load_mlx
 
     t = cfg.train
@@ -155,9 +155,9 @@ def compare_base_and_tuned(cfg: Config, tuned: Any, tokenizer: Any, template: st
                           group_size=cfg.model.group_size)
     kw = dict(template=template, template_kwargs=cfg.data.chat_template_kwargs, max_tokens=t.compare_max_tokens)
     tuned.eval()
-    report = compare({"base": partial(generate_answer, base, tokenizer, **kw),
-                      "tuned": partial(generate_answer, tuned, tokenizer, **kw)},
-                     questions, progress=lambda d, n: emit("compare_progress", {"done": d, "total": n}))
+    report = compare_batched({"base": partial(generate_answers_batch, base, tokenizer, **kw),
+                              "tuned": partial(generate_answers_batch, tuned, tokenizer, **kw)},
+                             questions, progress=lambda d, n: emit("compare_progress", {"done": d, "total": n}))
     from mlxsft.runs import atomic_write_json
 
     atomic_write_json(Path(t.out) / "compare.json", report.to_dict())

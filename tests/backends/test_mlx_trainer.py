@@ -201,3 +201,25 @@ def test_non_empty_out_is_refused(tiny_llama_dir, data_dir, tmp_path):
     with pytest.raises(RunError, match="not empty"):
         run_training(make_cfg(tiny_llama_dir, data_dir, out))
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_gradient_checkpointing_gives_the_same_step(tiny_llama_dir, data_dir, tmp_path):
+    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "a", iters=2))
+    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "b", iters=2, grad_checkpoint=True))
+    a, b = weights_of(tmp_path / "a"), weights_of(tmp_path / "b")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-5)
+
+
+def test_packed_training_trains(tiny_llama_dir, data_dir, tmp_path):
+    out = run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "run", iters=6, pack=True, max_seq_len=128))
+    assert out.result.steps == 6 and out.result.train_loss < 12
+
+
+def test_default_config_file_matches_the_built_in_defaults():
+    # `mlxsft train` with no arguments (the demo) must be what configs/default.yaml says
+    from mlxsft.config import Config, flat_fields
+
+    root = Path(__file__).resolve().parents[2]
+    from_file, built_in = flat_fields(load_config(root / "configs" / "default.yaml")), flat_fields(Config())
+    assert from_file == built_in

@@ -312,3 +312,46 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: 
     answer = gen.generate(prompt, Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens), stop)
     answer.text = answer.text.strip()
     return answer
+
+
+def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[dict]], template: str, *,
+                           template_kwargs: dict | None = None, max_tokens: int = 128,
+                           batch_size: int = 32) -> list[Answer]:
+    """Greedy answers to many conversations at once (mlx-lm's BatchGenerator).
+
+    On a CPU one decode step costs about the same for 1 or 32 sequences (per-op overhead dominates a
+    small model), so the before/after table asks all its questions together: ~20x faster than one by one.
+    """
+    from mlx_lm.generate import BatchGenerator
+
+    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    prompts = [render_prompt(hf, msgs, template, template_kwargs) for msgs in conversations]
+    stop = stop_condition(tokenizer, template, template_kwargs)
+    stop_seqs = [[t] for t in sorted(stop.token_ids)]
+    if stop.text:
+        stop_seqs.append(hf.encode(stop.text, add_special_tokens=False))
+    gen = BatchGenerator(model, stop_tokens=stop_seqs, completion_batch_size=batch_size,
+                         prefill_batch_size=min(8, batch_size))
+    start = time.perf_counter()
+    uids = gen.insert(prompts, [max_tokens] * len(prompts))
+    tokens: dict[int, list[int]] = {u: [] for u in uids}
+    finish: dict[int, str] = {}
+    try:
+        while responses := gen.next_generated():
+            for r in responses:
+                tokens[r.uid].append(r.token)
+                if r.finish_reason is not None:
+                    finish[r.uid] = r.finish_reason
+    finally:
+        gen.close()
+    elapsed = time.perf_counter() - start
+    total = sum(len(t) for t in tokens.values())
+    out = []
+    for uid, prompt in zip(uids, prompts):
+        ids = [t for t in tokens[uid] if t not in stop.token_ids]
+        raw = hf.decode(ids)
+        text = raw.split(stop.text, 1)[0] if stop.text else raw
+        out.append(Answer(text=text.strip(), tokens=len(tokens[uid]), tokens_per_sec=total / elapsed if elapsed else 0.0,
+                          prompt_tokens=len(prompt), finish_reason=finish.get(uid, "length"),
+                          elapsed_s=elapsed, raw_text=raw))
+    return out
