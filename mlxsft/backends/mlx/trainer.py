@@ -14,9 +14,9 @@ The trainer never prints; it reports through ``callback(event, payload)`` with e
 from __future__ import annotations
 
 import math
-import signal
+
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -27,6 +27,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
+from mlxsft.backends.loop import Interrupt, TrainResult, TrainState
 from mlxsft.backends.mlx import checkpoint as ckpt
 from mlxsft.backends.mlx.adapters import trainable_parameters
 from mlxsft.backends.mlx.loss import split_head, supervised_selection, token_nll
@@ -37,66 +38,6 @@ from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog
 
 Callback = Callable[[str, dict], None]
-
-
-@dataclass
-class TrainState:
-    """Everything besides weights and optimizer state that a resume needs."""
-
-    step: int = 0
-    epoch: int = 0
-    cursor: int = 0  # micro-batches already consumed in `epoch`
-    trained_tokens: int = 0  # non-padding input tokens processed
-    best_val: Optional[float] = None
-    best_step: Optional[int] = None
-    bad_evals: int = 0
-    elapsed_s: float = 0.0
-    config_hash: str = ""
-    last_train_loss: Optional[float] = None
-    last_val_loss: Optional[float] = None
-
-
-@dataclass
-class TrainResult:
-    run_dir: str
-    steps: int
-    total_steps: int
-    train_loss: Optional[float]
-    val_loss: Optional[float]
-    best_val_loss: Optional[float]
-    best_step: Optional[int]
-    interrupted: bool = False
-    stopped_early: bool = False
-    peak_memory_gb: float = 0.0
-    tokens_per_sec: float = 0.0
-    trained_tokens: int = 0
-    elapsed_s: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-
-class _Interrupt:
-    """First SIGINT/SIGTERM asks the loop to checkpoint and stop; a second one exits at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_Interrupt":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def peak_memory_gb() -> float:
@@ -284,7 +225,7 @@ class MLXTrainer:
         losses: list[float] = []
         started = time.perf_counter() - st.elapsed_s
         tok_per_sec = 0.0
-        with _Interrupt() as stop:
+        with Interrupt() as stop:
             while st.step < total and not stop.requested:
                 micro = [self._next_microbatch(st) for _ in range(t.grad_accum)]
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
