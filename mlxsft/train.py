@@ -101,7 +101,9 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
     adapter_cfg = make_trainable(model, cfg.lora)
     trainable, total = count_parameters(model)
     vocab = int(getattr(getattr(model, "args", None), "vocab_size", 0) or len(hf_tok))
-    plan = estimate(model, cfg, cfg.train.batch_size * cfg.data.max_seq_len, vocab)
+    longest = cfg.data.max_seq_len if cfg.data.pack else max((len(e.input_ids) for e in train.examples), default=1)
+    plan = estimate(model, cfg, cfg.train.batch_size * min(longest, cfg.data.max_seq_len), vocab,
+                    float(train.stats.get("supervised_fraction") or 1.0))
     machine_gb = total_memory_bytes() / 1e9
     emit("plan", {"plan": plan, "machine_gb": machine_gb, "trainable": trainable, "total": total,
                   "method": cfg.lora.method, "run_dir": str(run_dir)})
