@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlxsft.errors import RunError
 
@@ -121,3 +121,46 @@ def _step_of(line: str) -> int:
         return int(json.loads(line).get("step", 0))
     except (ValueError, AttributeError):
         return 1 << 60
+
+
+def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], keep_last: int = 2) -> Path:
+    """Write a checkpoint folder atomically; both backends' checkpoints go through here.
+
+    ``write(tmp)`` fills ``checkpoints/.tmp-step-N``; then every file is fsynced, the folder renamed to
+    ``step-N``, ``checkpoints/latest`` replaced, and all but the newest ``keep_last`` removed. A kill at any
+    point leaves the previous checkpoint loadable.
+    """
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    tmp = root / f".tmp-{name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    write(tmp)
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    final = root / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    atomic_write_text(root / "latest", name + "\n")
+    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    for old in done[:-keep_last]:
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The newest complete checkpoint folder of a run."""
+    ptr = Path(run_dir) / "checkpoints" / "latest"
+    if not ptr.is_file():
+        raise RunError(f"{run_dir}: no checkpoint to resume from")
+    path = ptr.parent / ptr.read_text().strip()
+    if not (path / "state.json").is_file():
+        raise RunError(f"{path}: checkpoint is incomplete")
+    return path

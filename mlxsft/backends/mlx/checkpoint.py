@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,8 @@ import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
 from mlxsft.errors import RunError
-from mlxsft.runs import atomic_write_json, atomic_write_text
+from mlxsft.runs import atomic_write_json, latest_checkpoint, write_checkpoint  # noqa: F401  (latest_checkpoint: re-exported)
 
-KEEP_LAST = 2
 
 
 def save_weights(path: Path, weights: dict[str, mx.array], metadata: dict[str, str] | None = None) -> None:
@@ -41,47 +40,14 @@ def save_weights(path: Path, weights: dict[str, mx.array], metadata: dict[str, s
 
 def save_checkpoint(run_dir: Path, step: int, weights: dict[str, mx.array], optimizer_state: Any,
                     state: dict[str, Any], adapter_cfg: dict[str, Any]) -> Path:
-    ckpt_root = Path(run_dir) / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:08d}"
-    tmp = ckpt_root / f".tmp-{name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    mx.save_safetensors(str(tmp / "adapters.safetensors"), weights)
-    opt_flat = {k: v for k, v in tree_flatten(optimizer_state) if isinstance(v, mx.array)}
-    mx.save_safetensors(str(tmp / "optimizer.safetensors"), opt_flat)
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    (tmp / "adapter_config.json").write_text(json.dumps(adapter_cfg, indent=2))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    final = ckpt_root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    atomic_write_text(ckpt_root / "latest", name + "\n")
-    _prune(ckpt_root, keep=name)
-    return final
+    def write(tmp: Path) -> None:
+        mx.save_safetensors(str(tmp / "adapters.safetensors"), weights)
+        opt_flat = {k: v for k, v in tree_flatten(optimizer_state) if isinstance(v, mx.array)}
+        mx.save_safetensors(str(tmp / "optimizer.safetensors"), opt_flat)
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        (tmp / "adapter_config.json").write_text(json.dumps(adapter_cfg, indent=2))
 
-
-def _prune(ckpt_root: Path, keep: str) -> None:
-    done = sorted(p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith("step-"))
-    for old in done[:-KEEP_LAST]:
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
-    for stale in ckpt_root.glob(".tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def latest_checkpoint(run_dir: Path) -> Path:
-    ptr = Path(run_dir) / "checkpoints" / "latest"
-    if not ptr.is_file():
-        raise RunError(f"{run_dir}: no checkpoint to resume from")
-    path = ptr.parent / ptr.read_text().strip()
-    if not (path / "state.json").is_file():
-        raise RunError(f"{path}: checkpoint is incomplete")
-    return path
+    return write_checkpoint(run_dir, step, write)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, mx.array], dict[str, mx.array], dict[str, Any]]:

@@ -27,7 +27,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
-from mlxsft.backends.loop import Interrupt, TrainResult, TrainState
+from mlxsft.backends.loop import Interrupt, MicroBatches, TrainResult, TrainState, pad_id
 from mlxsft.backends.mlx import checkpoint as ckpt
 from mlxsft.backends.mlx.adapters import trainable_parameters
 from mlxsft.backends.mlx.loss import split_head, supervised_selection, token_nll
@@ -83,32 +83,7 @@ class MLXTrainer:
         self.run_dir = Path(run_dir)
         self.adapter_cfg = adapter_cfg
         self.callback = callback or (lambda event, payload: None)
-        self.pad_id = _pad_id(tokenizer)
-        self._plans: dict[int, list] = {}
-
-    # ----------------------------------------------------------------- data order
-    def _plan(self, epoch: int) -> list:
-        if epoch not in self._plans:
-            d, t = self.cfg.data, self.cfg.train
-            self._plans = {epoch: plan_batches(self._lengths, t.batch_size, max_seq_len=d.max_seq_len,
-                                               pack=d.pack, seed=t.seed, epoch=epoch)}
-        return self._plans[epoch]
-
-    def _next_microbatch(self, st: TrainState) -> Batch:
-        plan = self._plan(st.epoch)
-        if st.cursor >= len(plan):
-            st.epoch, st.cursor = st.epoch + 1, 0
-            plan = self._plan(st.epoch)
-        b = plan[st.cursor]
-        st.cursor += 1
-        return collate(self._train.examples, b, self.pad_id)
-
-    def total_steps(self, n_micro_per_epoch: int) -> int:
-        t = self.cfg.train
-        if t.iters is not None:
-            return t.iters
-        epochs = t.epochs if t.epochs is not None else 1.0
-        return max(1, math.ceil(epochs * n_micro_per_epoch / t.grad_accum))
+        self.pad_id = pad_id(tokenizer)
 
     # ----------------------------------------------------------------- step
     def _build_step(self) -> Callable:
@@ -203,10 +178,8 @@ class MLXTrainer:
     # ----------------------------------------------------------------- loop
     def fit(self, train: Any, valid: Any = None, resume: bool = False) -> TrainResult:
         cfg, t = self.cfg, self.cfg.train
-        self._train = train
-        self._lengths = [len(e.input_ids) for e in train.examples]
-        n_micro = len(self._plan(0))
-        total = self.total_steps(n_micro)
+        batches = MicroBatches(train.examples, cfg, self.pad_id)
+        n_micro, total = batches.per_epoch, batches.total_steps()
         optimizer = build_optimizer(cfg.optim, total)
         mx.random.seed(t.seed)
         st = self._resume(optimizer) if resume else TrainState(config_hash=cfg.hash())
@@ -227,7 +200,7 @@ class MLXTrainer:
         tok_per_sec = 0.0
         with Interrupt() as stop:
             while st.step < total and not stop.requested:
-                micro = [self._next_microbatch(st) for _ in range(t.grad_accum)]
+                micro = [batches.next(st) for _ in range(t.grad_accum)]
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
                 if n_sup == 0:  # every row in these batches lost its targets; skip without an update
                     continue
@@ -305,11 +278,3 @@ class MLXTrainer:
         metrics.write(record)
         self.callback("eval", record)
         return bool(t.early_stop) and st.bad_evals >= t.early_stop
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for attr in ("pad_token_id", "eos_token_id"):
-        v = getattr(tokenizer, attr, None)
-        if isinstance(v, int):
-            return v
-    return 0

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlxsft.errors import RunError
-from mlxsft.runs import atomic_write_text
+from mlxsft.runs import latest_checkpoint, write_checkpoint  # noqa: F401  (latest_checkpoint: re-exported)
 
-KEEP_LAST = 2
 TRAINABLE = "trainable.safetensors"
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -71,45 +70,13 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, Any], optimizer
                     state: dict[str, Any]) -> Path:
     import torch
 
-    root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:08d}"
-    tmp = root / f".tmp-{name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_tensors(tmp / TRAINABLE, weights)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-               tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    for f in tmp.iterdir():
-        _fsync(f)
-    final = root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    atomic_write_text(root / "latest", name + "\n")
-    _prune(root, keep=name)
-    return final
+    def write(tmp: Path) -> None:
+        save_tensors(tmp / TRAINABLE, weights)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+                   tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
 
-
-def _prune(root: Path, keep: str) -> None:
-    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
-    for old in done[:-KEEP_LAST]:
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def latest_checkpoint(run_dir: Path) -> Path:
-    ptr = Path(run_dir) / "checkpoints" / "latest"
-    if not ptr.is_file():
-        raise RunError(f"{run_dir}: no checkpoint to resume from")
-    path = ptr.parent / ptr.read_text().strip()
-    if not (path / "state.json").is_file():
-        raise RunError(f"{path}: checkpoint is incomplete")
-    return path
+    return write_checkpoint(run_dir, step, write)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

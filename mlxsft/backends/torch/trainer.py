@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from mlxsft.backends.loop import Interrupt, TrainResult, TrainState
+from mlxsft.backends.loop import Interrupt, MicroBatches, TrainResult, TrainState, pad_id
 from mlxsft.backends.torch import checkpoint as ckpt
 from mlxsft.backends.torch.adapters import trainable_state
 from mlxsft.backends.torch.device import DevicePlan, autocast, peak_memory_gb, reset_peak_memory
@@ -43,32 +43,7 @@ class TorchTrainer:
         self.run_dir = Path(run_dir)
         self.plan = plan
         self.callback = callback or (lambda event, payload: None)
-        self.pad_id = _pad_id(tokenizer)
-        self._plans: dict[int, list] = {}
-
-    # ----------------------------------------------------------------- data order
-    def _plan(self, epoch: int) -> list:
-        if epoch not in self._plans:
-            d, t = self.cfg.data, self.cfg.train
-            self._plans = {epoch: plan_batches(self._lengths, t.batch_size, max_seq_len=d.max_seq_len,
-                                               pack=d.pack, seed=t.seed, epoch=epoch)}
-        return self._plans[epoch]
-
-    def _next_microbatch(self, st: TrainState) -> Batch:
-        plan = self._plan(st.epoch)
-        if st.cursor >= len(plan):
-            st.epoch, st.cursor = st.epoch + 1, 0
-            plan = self._plan(st.epoch)
-        b = plan[st.cursor]
-        st.cursor += 1
-        return collate(self._train.examples, b, self.pad_id)
-
-    def total_steps(self, n_micro_per_epoch: int) -> int:
-        t = self.cfg.train
-        if t.iters is not None:
-            return t.iters
-        epochs = t.epochs if t.epochs is not None else 1.0
-        return max(1, math.ceil(epochs * n_micro_per_epoch / t.grad_accum))
+        self.pad_id = pad_id(tokenizer)
 
     # ----------------------------------------------------------------- step
     def _tensors(self, batch: Batch) -> tuple[Any, Any, Any]:
@@ -156,10 +131,8 @@ class TorchTrainer:
         import torch
 
         cfg, t = self.cfg, self.cfg.train
-        self._train = train
-        self._lengths = [len(e.input_ids) for e in train.examples]
-        n_micro = len(self._plan(0))
-        total = self.total_steps(n_micro)
+        batches = MicroBatches(train.examples, cfg, self.pad_id)
+        n_micro, total = batches.per_epoch, batches.total_steps()
         params = list(trainable_state(self.model).values())
         optimizer, scheduler = build_optimizer(cfg.optim, params, total)
         torch.manual_seed(t.seed)  # dropout stream; a resume restores the saved one
@@ -179,7 +152,7 @@ class TorchTrainer:
         started = time.perf_counter() - st.elapsed_s
         with Interrupt() as stop:
             while st.step < total and not stop.requested:
-                micro = [self._next_microbatch(st) for _ in range(t.grad_accum)]
+                micro = [batches.next(st) for _ in range(t.grad_accum)]
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
                 if n_sup == 0:  # every row in these batches lost its targets; skip without an update
                     continue
@@ -252,11 +225,3 @@ class TorchTrainer:
         metrics.write(record)
         self.callback("eval", record)
         return bool(t.early_stop) and st.bad_evals >= t.early_stop
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for attr in ("pad_token_id", "eos_token_id"):
-        v = getattr(tokenizer, attr, None)
-        if isinstance(v, int):
-            return v
-    return 0
