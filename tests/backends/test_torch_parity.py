@@ -6,7 +6,7 @@
   peft's ``lora_A (r, in)``/``lora_B (out, r)``; scale alpha/r in both) with AdamW, clipping and a
   warmup+cosine schedule: the losses stay close and so do the adapter weights. MLX's Adam defaults to no
   bias correction; torch's always corrects, so the MLX side turns it on here;
-- end to end: ``run_training`` and ``run_training_torch`` log the same first loss and validation tokens.
+- end to end: ``run_training`` on MLX and on torch log the same first loss and validation tokens.
 """
 
 from __future__ import annotations
@@ -160,13 +160,12 @@ def test_five_lora_steps_stay_close(tiny_llama_dir, both):
 
 
 def test_end_to_end_runs_log_the_same_first_loss(tiny_llama_dir, data_dir, tmp_path):  # noqa: F811
-    from mlxsft.backends.torch.run import run_training_torch
     from mlxsft.runs import MetricsLog
     from mlxsft.train import run_training
 
     common = dict(iters=1, eval_every=1, batch_size=4)
     run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "mlx", backend="mlx", **common))
-    run_training_torch(make_cfg(tiny_llama_dir, data_dir, tmp_path / "torch", **common))
+    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "torch", **common))
     a, b = train_losses(tmp_path / "mlx"), train_losses(tmp_path / "torch")
     assert abs(a[0] - b[0]) < 1e-4, (a, b)
     val = [[r["val_tokens"] for r in MetricsLog(tmp_path / run / "metrics.jsonl").read() if "val_tokens" in r]

@@ -1,6 +1,6 @@
 """The torch training loop on a tiny random llama: learning, what changes, accumulation, resume, outputs.
 
-The same checks as ``test_mlx_trainer.py``, through ``run_training_torch`` (CPU, fp32).
+The same checks as ``test_mlx_trainer.py``, through ``run_training`` with ``backend: torch`` (CPU, fp32).
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def make_cfg(model_dir: Path, data: Path, out: Path, **over):
 
 
 def train(cfg, **kw):
-    from mlxsft.backends.torch.run import run_training_torch
+    from mlxsft.train import run_training
 
-    return run_training_torch(cfg, **kw)
+    return run_training(cfg, **kw)
 
 
 def run_weights(run: Path, name: str = "adapter_model.safetensors") -> dict[str, np.ndarray]:

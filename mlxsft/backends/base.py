@@ -1,0 +1,74 @@
+"""The small interface a training backend implements; ``mlxsft.train.run_training`` drives it.
+
+    backend = get_backend("mlx", cfg, emit)
+    loaded = backend.load()                      # model, tokenizers, where the weights came from
+    backend.make_trainable(loaded)               # LoRA / DoRA / full, seeded
+    trainer = backend.trainer(loaded, run_dir)   # .fit(train, valid, resume=...) -> TrainResult
+    answer = backend.answerers(loaded, template)  # {"base": fn, "tuned": fn}: batched greedy answers
+
+Everything around the loop (run folder, data, chat template, memory refusal, lock, plot, the
+before/after table) is backend-neutral and lives once in ``mlxsft/train.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from mlxsft.config import Config
+from mlxsft.errors import ConfigError
+
+Emit = Callable[[str, dict], None]
+BatchAnswerFn = Callable[[list[list[dict]]], list[Any]]  # conversations -> Answers
+
+
+@dataclass
+class Loaded:
+    """A model loaded for training, with what the run folder needs to know about it."""
+
+    model: Any
+    hf_tokenizer: Any  # the transformers tokenizer (data rendering and masks)
+    tokenizer: Any  # what the backend's generation takes (mlx-lm's TokenizerWrapper, or the torch wrapper)
+    source: Any  # mlxsft.models.ModelSource
+    weights_path: str  # the folder/file the base weights were read from (base_model.txt, line 2)
+    adapter_cfg: Any = None  # set by make_trainable
+
+
+class Backend(Protocol):
+    name: str
+
+    def load(self) -> Loaded: ...
+
+    def make_trainable(self, loaded: Loaded) -> None: ...
+
+    def count_parameters(self, model: Any) -> tuple[int, int]: ...
+
+    def memory_plan(self, loaded: Loaded, batch_tokens: int, supervised_fraction: float) -> Any: ...
+
+    def memory_bytes(self) -> int: ...
+
+    def before_training(self) -> None: ...
+
+    def write_run_files(self, run_dir: Path, loaded: Loaded) -> None: ...
+
+    def trainer(self, loaded: Loaded, run_dir: Path) -> Any: ...
+
+    def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]: ...
+
+
+def get_backend(name: str, cfg: Config, emit: Emit) -> Backend:
+    """The backend object for ``--backend mlx|torch`` (``auto`` is resolved by the caller)."""
+    if name == "mlx":
+        from mlxsft.backends.mlx.backend import MLXBackend
+
+        return MLXBackend(cfg, emit)
+    if name == "torch":
+        try:
+            from mlxsft.backends.torch.backend import TorchBackend
+        except ModuleNotFoundError as e:
+            from mlxsft.errors import MlxsftError
+
+            raise MlxsftError(f"the torch backend needs {e.name}", hint="pip install 'mlxsft[torch]'") from None
+        return TorchBackend(cfg, emit)
+    raise ConfigError(f"backend: {name!r} is not one of mlx, torch, auto")

@@ -1,0 +1,99 @@
+"""The torch training backend behind ``mlxsft.backends.base.Backend`` (``--backend torch``).
+
+Models load through transformers (HF folders, GGUF, unquantised MLX folders), adapters through peft,
+on the device ``device.pick_device`` chooses (CUDA, MPS with probed dtypes, or CPU in fp32). The loop is
+``trainer.TorchTrainer``. The run folder also gets ``run_info.json`` (``"backend": "torch"``) so chat,
+eval and export know to read PEFT files from it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from mlxsft.backends.base import BatchAnswerFn, Emit, Loaded
+from mlxsft.config import Config
+from mlxsft.errors import ConfigError
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, cfg: Config, emit: Emit):
+        if cfg.model.quantize:
+            raise ConfigError("quantize: the torch backend trains unquantised weights",
+                              hint="use --backend mlx for QLoRA, or drop --quantize")
+        from mlxsft.backends.torch.device import pick_device
+
+        self.cfg, self.emit = cfg, emit
+        self.device = pick_device(getattr(cfg.train, "device", "auto"), cfg.model.dtype)
+        for note in self.device.notes:
+            emit("message", {"text": note})
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        from mlxsft.backends.torch.model import load_model
+
+        return load_model(self.cfg.model.model, self.device, trust_remote_code=self.cfg.model.trust_remote_code)
+
+    def load(self) -> Loaded:
+        from mlxsft.backends.torch.generate import wrap_tokenizer
+
+        model, hf_tok, source = self._load()
+        self.emit("message", {"text": f"model {source.name} ({source.kind}: {source.path}) on torch "
+                                      f"{self.device.device}, {str(self.device.param_dtype).removeprefix('torch.')}"})
+        return Loaded(model=model, hf_tokenizer=hf_tok, tokenizer=wrap_tokenizer(hf_tok, model), source=source,
+                      weights_path=str(source.path))
+
+    def make_trainable(self, loaded: Loaded) -> None:
+        import torch
+
+        from mlxsft.backends.torch.adapters import make_trainable
+
+        torch.manual_seed(self.cfg.train.seed)  # LoRA init is part of the seeded job
+        loaded.model = make_trainable(loaded.model, self.cfg.lora)
+        loaded.adapter_cfg = self.cfg.lora
+
+    def count_parameters(self, model: Any) -> tuple[int, int]:
+        from mlxsft.backends.torch.adapters import count_parameters
+
+        return count_parameters(model)
+
+    def memory_plan(self, loaded: Loaded, batch_tokens: int, supervised_fraction: float) -> Any:
+        from mlxsft.backends.torch.memory import estimate
+
+        vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.hf_tokenizer))
+        return estimate(loaded.model, self.cfg, batch_tokens, vocab)
+
+    def memory_bytes(self) -> int:
+        from mlxsft.backends.torch.device import device_memory_bytes
+
+        return device_memory_bytes(self.device)
+
+    def before_training(self) -> None:
+        pass
+
+    def write_run_files(self, run_dir: Path, loaded: Loaded) -> None:
+        from mlxsft.backends.torch.model import write_run_info
+
+        write_run_info(run_dir, base_model=self.cfg.model.model, method=self.cfg.lora.method)
+
+    def trainer(self, loaded: Loaded, run_dir: Path) -> Any:
+        from mlxsft.backends.torch.trainer import TorchTrainer
+
+        return TorchTrainer(self.cfg, loaded.model, loaded.hf_tokenizer, run_dir, self.device, self.emit)
+
+    def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]:
+        """Greedy answers of the base and the tuned model. With a peft adapter the base is the same
+        weights with the adapter off (no second copy in memory); after full fine-tuning it is loaded again."""
+        from mlxsft.backends.torch.generate import generate_answer
+
+        t = self.cfg.train
+        kw = dict(template=template, template_kwargs=self.cfg.data.chat_template_kwargs, max_tokens=t.compare_max_tokens)
+        tuned = loaded.model.eval()
+        if hasattr(tuned, "disable_adapter"):
+            base = partial(generate_answer, tuned, loaded.hf_tokenizer, activate=tuned.disable_adapter, **kw)
+        else:
+            base = partial(generate_answer, self._load()[0].eval(), loaded.hf_tokenizer, **kw)
+        one_by_one = lambda fn: (lambda convs: [fn(c) for c in convs])  # noqa: E731  (no batched decoder on torch yet)
+        return {"base": one_by_one(base), "tuned": one_by_one(partial(generate_answer, tuned, loaded.hf_tokenizer, **kw))}
