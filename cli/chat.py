@@ -31,11 +31,11 @@ import click
 @click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling threshold.")
 @click.option("--max-tokens", type=int, default=512, show_default=True, help="Max new tokens per answer.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-@click.option("--backend", type=click.Choice(["mlx", "torch"]), default="mlx", show_default=True,
-              help="Generation backend.")
+@click.option("--backend", type=click.Choice(["mlx", "torch"]), default=None,
+              help="Generation backend [default: the run's backend with --adapter, else mlx].")
 @click.option("--json", "as_json", is_flag=True, help="Scripted mode: one JSON object per answer.")
 def chat(model: str | None, adapter: str | None, compare: bool, system: str | None, temp: float, top_p: float,
-         max_tokens: int, seed: int, backend: str, as_json: bool) -> None:
+         max_tokens: int, seed: int, backend: str | None, as_json: bool) -> None:
     """Chat with a model (streamed, multi-turn); --compare shows base and tuned answers side by side."""
     from mlxsft.chat import ChatOptions, open_session
     from mlxsft.cli.ui.chat import loading, run_repl, run_script

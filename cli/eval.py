@@ -2,6 +2,7 @@
 
     mlxsft eval --adapter runs/sft-20261129-0712 --questions qa.jsonl --compare
     mlxsft eval --adapter runs/sft-20261129-0712 --data my_data/ --compare --json
+    mlxsft eval --adapter runs/torch-run --questions qa.jsonl     # a --backend torch run: loads with torch
 
 ``--questions``: JSONL rows with ``question`` (or ``messages``) and an optional ``reference``; answered
 greedily and scored by exact, numeric and contains match. ``--data``: mean loss and perplexity over a
@@ -9,6 +10,7 @@ split, with the run's masks and max_seq_len, as in training's validation. ``--js
 
     {
       "model": str,                     # the base model spec
+      "backend": "mlx" | "torch",       # what loaded and ran the model(s)
       "adapter": str | null,            # the run folder
       "models": ["base", "tuned"],      # which were evaluated (one, or both with --compare)
       "questions": null | {
@@ -43,16 +45,19 @@ import click
 @click.option("--limit", type=int, default=None, help="Ask at most this many questions.")
 @click.option("--batch-size", type=int, default=None, help="Rows per batch for --data [default: the run's, else 8].")
 @click.option("--max-seq-len", type=int, default=None, help="Truncate --data rows [default: the run's, else 512].")
+@click.option("--backend", type=click.Choice(["mlx", "torch"]), default=None,
+              help="Backend [default: the run's backend with --adapter, else mlx].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: see `mlxsft/cli/eval.py`).")
 def eval_command(model: str | None, adapter: str | None, questions: str | None, data: str | None, split: str,
                  compare: bool, max_tokens: int, limit: int | None, batch_size: int | None,
-                 max_seq_len: int | None, as_json: bool) -> None:
+                 max_seq_len: int | None, backend: str | None, as_json: bool) -> None:
     """Score answers to questions (exact/numeric/contains) and/or loss on a dataset; --compare base vs tuned."""
     from mlxsft.cli.ui.eval import EvalProgress, render_eval
     from mlxsft.evaluate import EvalOptions, run_eval
 
     opts = EvalOptions(model=model, adapter=adapter, questions=questions, data=data, split=split, compare=compare,
-                       max_tokens=max_tokens, limit=limit, batch_size=batch_size, max_seq_len=max_seq_len)
+                       max_tokens=max_tokens, limit=limit, batch_size=batch_size, max_seq_len=max_seq_len,
+                       backend=backend)
     with EvalProgress(enabled=not as_json) as progress:
         report = run_eval(opts, progress=progress)
     if as_json:

@@ -45,7 +45,7 @@ class ChatOptions:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int = 0
-    backend: str = "mlx"
+    backend: Optional[str] = None  # mlx | torch; default: the run's backend, else mlx
 
 
 @dataclass
@@ -224,22 +224,19 @@ class ChatSession:
 
 # ----------------------------------------------------------------------------- loading
 def backend_module(name: str) -> Any:
-    """The generation module of a backend, or a clear error when it has none yet."""
-    if name == "mlx":
-        return importlib.import_module("mlxsft.backends.mlx.generate")
-    if name != "torch":
+    """The generation module of a backend (``load_views``, ``CachedGenerator``, ``generate_answer``, ...)."""
+    if name not in ("mlx", "torch"):
         raise ConfigError(f"backend: {name!r} is not one of mlx, torch")
+    needs = ("torch", "transformers", "peft") if name == "torch" else ("mlx.core", "mlx_lm")
     try:
-        mod = importlib.import_module("mlxsft.backends.torch.generate")
+        for module in needs:  # fail here, with the install hint, rather than deep inside loading
+            importlib.import_module(module)
+        return importlib.import_module(f"mlxsft.backends.{name}.generate")
     except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("mlxsft.backends.torch"):
-            mod = None
-        else:
-            raise MlxsftError(f"the torch backend needs {e.name}", hint="pip install 'mlxsft[torch]'") from None
-    if mod is None or not hasattr(mod, "load_views"):
-        raise MlxsftError("torch chat is not available yet (the torch backend has no generation)",
-                          hint="use --backend mlx")
-    return mod
+        if e.name and e.name.split(".")[0] in ("torch", "peft", "transformers", "mlx", "mlx_lm"):
+            extra = "[torch]" if name == "torch" else ""
+            raise MlxsftError(f"the {name} backend needs {e.name}", hint=f"pip install 'mlxsft{extra}'") from None
+        raise
 
 
 def open_session(opts: ChatOptions, progress: Optional[Callable[[str, float], None]] = None) -> ChatSession:
@@ -252,8 +249,8 @@ def open_session(opts: ChatOptions, progress: Optional[Callable[[str, float], No
         raise ConfigError("top_p must be in (0, 1] and temp >= 0")
     if opts.compare and not opts.adapter:
         raise ConfigError("--compare needs --adapter RUN (the tuned model to compare with its base)")
-    backend = backend_module(opts.backend)
-    target = resolve_target(opts.model, opts.adapter)
+    target = resolve_target(opts.model, opts.adapter, opts.backend)
+    backend = backend_module(opts.backend or target.backend or "mlx")
     tokenizer, views = backend.load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
                                           load_kwargs=target.load_kwargs, progress=progress)
     hf = getattr(tokenizer, "_tokenizer", tokenizer)

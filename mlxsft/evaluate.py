@@ -8,9 +8,9 @@
 - A questions file is JSONL with ``question`` (or ``messages``) and an optional ``reference``.
   ``compare(answerers, questions)`` asks every model every question and scores exact / numeric /
   contains match where a reference exists. The answer functions come from a backend
-  (``mlxsft.backends.mlx.generate``), so MLX and torch share this code.
+  (``mlxsft.backends.<mlx|torch>.generate``), so MLX and torch share this code.
 - ``validation_loss``: mean NLL and perplexity over a prepared split, batched and masked exactly as
-  the trainer's validation (``plan_batches`` + ``collate`` + ``token_nll``; MLX, imported lazily).
+  the trainer's validation (the backend's ``validation.split_nll``, imported lazily).
 """
 
 from __future__ import annotations
@@ -155,10 +155,11 @@ class Target:
     """A base model, optionally with a run's adapters, and how the run generated its prompts."""
 
     model: str
-    adapter: Optional[Path] = None  # folder with adapters.safetensors + adapter_config.json
+    adapter: Optional[Path] = None  # run folder (or its best/, checkpoints/step-…) with the trained weights
     run_config: Optional["Config"] = None  # the run's config.yaml, when found
     template: Optional[str] = None  # the run's chat_template.jinja; None: the tokenizer's (or ChatML)
     fine_tune_type: str = "lora"
+    backend: Optional[str] = None  # the backend the run trained on ("mlx" | "torch"); None without a run
 
     @property
     def template_kwargs(self) -> dict:
@@ -181,8 +182,23 @@ def _run_file(adapter: Path, name: str) -> Optional[Path]:
     return None
 
 
-def resolve_target(model: Optional[str], adapter: Optional[str | Path]) -> Target:
-    """``--model`` / ``--adapter`` to a Target; without ``--model`` the run's base model is used."""
+def _run_backend(run: Path) -> str:
+    """``torch`` when the run (or the run above ``best/`` / ``checkpoints/step-…``) has run_info.json saying so."""
+    info = _run_file(run, "run_info.json")
+    if info is None:
+        return "mlx"
+    try:
+        return str(json.loads(info.read_text()).get("backend", "mlx"))
+    except (json.JSONDecodeError, AttributeError):
+        raise RunError(f"{info}: invalid JSON") from None
+
+
+def resolve_target(model: Optional[str], adapter: Optional[str | Path], backend: Optional[str] = None) -> Target:
+    """``--model`` / ``--adapter`` to a Target; without ``--model`` the run's base model is used.
+
+    ``backend``: the backend that will load it; a run trained on the other one is refused with a hint
+    (MLX adapters and PEFT adapters are different files; ``mlxsft export`` converts between them).
+    """
     from mlxsft.config import ModelConfig, load_config
 
     if adapter is None:
@@ -190,19 +206,36 @@ def resolve_target(model: Optional[str], adapter: Optional[str | Path]) -> Targe
     run = Path(adapter)
     if not run.is_dir():
         raise RunError(f"{run}: adapter folder not found")
-    missing = [f for f in ("adapters.safetensors", "adapter_config.json") if not (run / f).is_file()]
-    if missing:
-        raise RunError(f"{run}: not a run folder with adapters (missing {', '.join(missing)})")
-    try:
-        fine_tune_type = json.loads((run / "adapter_config.json").read_text()).get("fine_tune_type", "lora")
-    except (json.JSONDecodeError, AttributeError):
-        raise RunError(f"{run}/adapter_config.json: invalid JSON") from None
+    trained_on = _run_backend(run)
+    if backend is not None and backend != trained_on:
+        raise RunError(f"{run}: this run was trained with --backend {trained_on}; it cannot be loaded with "
+                       f"--backend {backend}", hint=f"use --backend {trained_on} (or leave --backend out)")
     cfg_path, tpl_path = _run_file(run, "config.yaml"), _run_file(run, "chat_template.jinja")
     cfg = load_config(cfg_path) if cfg_path else None
+    if trained_on == "torch":
+        # full fine-tuning keeps the tuned tensors; LoRA/DoRA keep PEFT's files (checkpoint folders hold neither)
+        full = (cfg.lora.method == "full") if cfg else not (run / "adapter_model.safetensors").is_file()
+        need = ("trainable.safetensors",) if full else ("adapter_model.safetensors", "adapter_config.json")
+    else:
+        need = ("adapters.safetensors", "adapter_config.json")
+    missing = [f for f in need if not (run / f).is_file()]
+    if missing:
+        raise RunError(f"{run}: not a run folder with trained weights (missing {', '.join(missing)})",
+                       hint="point at the run folder or its best/")
     if model is None and cfg is None:
         raise RunError(f"{run}: no config.yaml naming the base model", hint="pass --model")
     return Target(model=model or cfg.model.model, adapter=run, run_config=cfg,
-                  template=tpl_path.read_text() if tpl_path else None, fine_tune_type=fine_tune_type)
+                  template=tpl_path.read_text() if tpl_path else None,
+                  fine_tune_type=_fine_tune_type(run, trained_on, cfg), backend=trained_on)
+
+
+def _fine_tune_type(run: Path, backend: str, cfg: Optional["Config"]) -> str:
+    if backend == "torch":
+        return "full" if not (run / "adapter_model.safetensors").is_file() else (cfg.lora.method if cfg else "lora")
+    try:
+        return json.loads((run / "adapter_config.json").read_text()).get("fine_tune_type", "lora")
+    except (json.JSONDecodeError, AttributeError):
+        raise RunError(f"{run}/adapter_config.json: invalid JSON") from None
 
 
 def chat_template(target: Target, hf_tokenizer: Any) -> str:
@@ -237,24 +270,17 @@ class LossResult:
 
 
 def validation_loss(model: Any, split: Any, *, batch_size: int, max_seq_len: int, pack: bool,
-                    pad_id: int = 0) -> LossResult:
-    """Mean NLL over a prepared split with the training masks; the trainer's validation, on MLX."""
+                    pad_id: int = 0, backend: str = "mlx") -> LossResult:
+    """Mean NLL over a prepared split with the training masks: the trainer's validation code, per backend."""
+    import importlib
     import math
 
-    import mlx.core as mx
-
-    from mlxsft.backends.mlx.loss import token_nll
-    from mlxsft.data.batching import collate, plan_batches
+    from mlxsft.data.batching import plan_batches
 
     plan = plan_batches([len(e.input_ids) for e in split.examples], batch_size, max_seq_len=max_seq_len,
                         pack=pack, seed=0, epoch=0, shuffle=False)
-    total, count = 0.0, 0
-    for b in plan:
-        batch = collate(split.examples, b, pad_id)
-        seg = mx.array(batch.segment_ids) if pack else None
-        s, n = token_nll(model, mx.array(batch.input_ids), mx.array(batch.loss_mask), seg)
-        mx.eval(s, n)
-        total, count = total + float(s), count + int(n)
+    split_nll = importlib.import_module(f"mlxsft.backends.{backend}.validation").split_nll
+    total, count = split_nll(model, split.examples, plan, pad_id=pad_id, pack=pack)
     if count == 0:
         raise MlxsftError("the dataset has no supervised tokens to score",
                           hint="check --train-on / the roles in the data")
@@ -275,6 +301,7 @@ class EvalOptions:
     limit: Optional[int] = None
     batch_size: Optional[int] = None  # default: the run's, else 8
     max_seq_len: Optional[int] = None  # default: the run's, else 512
+    backend: Optional[str] = None  # mlx | torch; default: the run's backend, else mlx
 
 
 @dataclass
@@ -284,6 +311,7 @@ class EvalReport:
     model: str
     adapter: Optional[str]
     models: list[str]
+    backend: str = "mlx"
     questions_file: Optional[str] = None
     questions: Optional[CompareReport] = None
     data_path: Optional[str] = None
@@ -298,7 +326,8 @@ class EvalReport:
             d = {"path": self.data_path, "split": self.split, "rows": rows,
                  "results": {m: {"loss": r.loss, "perplexity": r.perplexity, "tokens": r.tokens}
                              for m, r in self.losses.items()}}
-        return {"model": self.model, "adapter": self.adapter, "models": self.models, "questions": q, "data": d}
+        return {"model": self.model, "backend": self.backend, "adapter": self.adapter, "models": self.models,
+                "questions": q, "data": d}
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -308,7 +337,7 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
     """Load the model(s), answer the questions greedily and/or score the dataset's loss."""
     from functools import partial
 
-    from mlxsft.backends.mlx.generate import generate_answer, load_views
+    from mlxsft.chat import backend_module
     from mlxsft.errors import ConfigError
 
     if not opts.questions and not opts.data:
@@ -317,19 +346,22 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
         raise ConfigError("--compare needs --adapter RUN (the tuned model to compare with its base)")
     tick = progress or (lambda stage, done, total: None)
     questions = load_questions(opts.questions, limit=opts.limit) if opts.questions else None
-    target = resolve_target(opts.model, opts.adapter)
+    target = resolve_target(opts.model, opts.adapter, opts.backend)
+    backend_name = opts.backend or target.backend or "mlx"
+    backend = backend_module(backend_name)
     tick("loading", 0, 1)
-    tokenizer, views = load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
-                                  load_kwargs=target.load_kwargs)
+    tokenizer, views = backend.load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
+                                          load_kwargs=target.load_kwargs)
     tick("loading", 1, 1)
     names = ["base", "tuned"] if opts.compare else (["tuned"] if target.adapter else ["base"])
     hf = getattr(tokenizer, "_tokenizer", tokenizer)
     template = chat_template(target, hf)
-    report = EvalReport(model=target.model, adapter=str(target.adapter) if target.adapter else None, models=names)
+    report = EvalReport(model=target.model, adapter=str(target.adapter) if target.adapter else None, models=names,
+                        backend=backend_name)
 
     if questions is not None:
         kw = dict(template=template, template_kwargs=target.template_kwargs, max_tokens=opts.max_tokens)
-        answerers = {n: partial(generate_answer, views[n].model, tokenizer, activate=views[n].activate, **kw)
+        answerers = {n: partial(backend.generate_answer, views[n].model, tokenizer, activate=views[n].activate, **kw)
                      for n in names}
         report.questions = compare(answerers, questions, progress=lambda d, n: tick("questions", d, n))
         report.questions_file = str(opts.questions)
@@ -346,8 +378,8 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
         for i, n in enumerate(names):
             tick("loss", i, len(names))
             with views[n].activate():
-                report.losses[n] = validation_loss(views[n].model, split, batch_size=batch,
-                                                   max_seq_len=dcfg.max_seq_len, pack=dcfg.pack, pad_id=pad)
+                report.losses[n] = validation_loss(views[n].model, split, batch_size=batch, max_seq_len=dcfg.max_seq_len,
+                                                   pack=dcfg.pack, pad_id=pad, backend=backend_name)
         tick("loss", len(names), len(names))
         report.data_path, report.split = str(opts.data), opts.split
     return report

@@ -62,13 +62,37 @@ def ensure_fast_blas(argv: list[str] | None = None) -> None:
         return  # keep running on the slow BLAS rather than fail
 
 
-def _wants_torch(argv: list[str]) -> bool:
-    """``--backend torch`` (or ``auto``, which picks torch on a Linux CPU) on the command line."""
+def _option(argv: list[str], name: str) -> str | None:
     for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--backend=") else (
-            argv[i + 1] if arg == "--backend" and i + 1 < len(argv) else None)
-        if value in ("torch", "auto"):
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def _wants_torch(argv: list[str]) -> bool:
+    """``--backend torch`` (or ``auto``, which picks torch on a Linux CPU) on the command line, or no
+    ``--backend`` and a run folder (``--adapter``/``--run``/``--resume``) that a torch training wrote."""
+    backend = _option(argv, "--backend")
+    if backend is not None:
+        return backend in ("torch", "auto")
+    for name in ("--adapter", "--run", "--resume"):
+        run = _option(argv, name)
+        if run and _torch_run(Path(run)):
             return True
+    return False
+
+
+def _torch_run(run: Path) -> bool:
+    """``run_info.json`` saying ``"backend": "torch"`` in the folder or the two above (best/, checkpoints/…)."""
+    import json
+
+    for folder in (run, run.parent, run.parent.parent):
+        try:
+            return json.loads((folder / "run_info.json").read_text()).get("backend") == "torch"
+        except (OSError, ValueError, AttributeError):
+            continue
     return False
 
 

@@ -210,12 +210,14 @@ def test_save_writes_messages_rows_one_per_conversation(wrapped_tokenizer, tmp_p
     assert s.command(f"/save {tmp_path / 'missing' / 'x.jsonl'}").error
 
 
-def test_a_backend_without_generation_is_a_clear_error(monkeypatch):
+def test_a_backend_without_its_packages_is_a_clear_error(monkeypatch):
     from mlxsft.errors import MlxsftError
 
-    monkeypatch.setitem(sys.modules, "mlxsft.backends.torch.generate", None)  # as if not written yet
-    with pytest.raises(MlxsftError, match="torch chat is not available"):
+    monkeypatch.delitem(sys.modules, "mlxsft.backends.torch.generate", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    with pytest.raises(MlxsftError, match=r"the torch backend needs torch") as e:
         open_session(ChatOptions(model="whatever", backend="torch"))
+    assert "mlxsft[torch]" in e.value.hint
 
 
 # ----------------------------------------------------------------------------- a tuned run, the CLI

@@ -71,7 +71,7 @@ def test_compare_scores_each_model_on_known_answers(tmp_path):
     assert totals["tuned"] == {"exact": pytest.approx(2 / 3), "numeric": pytest.approx(1 / 3), "contains": 1.0}
     out = EvalReport(model="m", adapter="run", models=["base", "tuned"], questions_file="q.jsonl",
                      questions=report).to_dict()
-    assert set(out) == {"model", "adapter", "models", "questions", "data"} and out["data"] is None
+    assert set(out) == {"model", "backend", "adapter", "models", "questions", "data"} and out["data"] is None
     assert out["questions"]["file"] == "q.jsonl" and len(out["questions"]["rows"]) == 4
     json.dumps(out)  # serialisable as is
 

@@ -91,7 +91,7 @@ def load_views(spec: str, adapter: Optional[Path] = None, *, fine_tune_type: str
     if adapter is None:
         return tokenizer, {"base": ModelView("base", model.eval())}
     folder = Path(adapter)
-    if fine_tune_type == "full" or (folder / "trainable.safetensors").is_file():
+    if fine_tune_type == "full":
         from mlxsft.backends.torch.checkpoint import load_full_weights
 
         load_full_weights(model, folder)
