@@ -25,94 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
-SENTINEL = "\u2063MLXSFT\u2063"
-
-
-@dataclass
-class Answer:
-    text: str
-    tokens: int  # generated tokens, the stop token included
-    tokens_per_sec: float  # decode speed, prompt processing excluded
-    prompt_tokens: int = 0  # tokens of the rendered prompt
-    reused_tokens: int = 0  # of which came from the KV cache of the previous turn
-    finish_reason: str = "stop"  # stop | length | interrupted
-    elapsed_s: float = 0.0
-    raw_text: str = ""  # the answer tokens decoded as they are (what a chat history should hold)
-
-
-@dataclass
-class Sampling:
-    temp: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 256
-
-
-@dataclass(frozen=True)
-class StopCondition:
-    """Where an assistant turn ends: any of ``token_ids`` (EOS, end-of-turn) or ``text`` in the output."""
-
-    token_ids: frozenset[int] = frozenset()
-    text: str = ""  # an end-of-turn marker that is not a single token
-
-
-# ----------------------------------------------------------------------------- templates and stops
-def end_of_turn_text(hf_tokenizer: Any, template: str, template_kwargs: dict | None = None) -> str:
-    """What the template writes right after an assistant message (e.g. ``<|im_end|>``)."""
-    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": SENTINEL}]
-    text = hf_tokenizer.apply_chat_template(msgs, chat_template=template, tokenize=False,
-                                            **(template_kwargs or {}))
-    tail = text.split(SENTINEL, 1)[-1].strip()
-    return tail.split("\n")[0].strip() if tail else ""
-
-
-def render_prompt(hf_tokenizer: Any, messages: list[dict], template: str,
-                  template_kwargs: dict | None = None) -> list[int]:
-    """Token ids of ``messages`` plus the assistant header, ready for generation."""
-    text = hf_tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                            add_generation_prompt=True, **(template_kwargs or {}))
-    return hf_tokenizer.encode(text, add_special_tokens=False)
-
-
-def stop_condition(tokenizer: Any, template: str, template_kwargs: dict | None = None,
-                   stop_text: str | None = None) -> StopCondition:
-    """EOS ids plus the template's end-of-turn marker (as a token when it is one, else as text)."""
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
-    ids = set(getattr(tokenizer, "eos_token_ids", None) or [])
-    if getattr(hf, "eos_token_id", None) is not None:
-        ids.add(hf.eos_token_id)
-    text = stop_text if stop_text is not None else end_of_turn_text(hf, template, template_kwargs)
-    if text:
-        enc = hf.encode(text, add_special_tokens=False)
-        if len(enc) == 1:
-            return StopCondition(frozenset(ids | {enc[0]}), "")
-    return StopCondition(frozenset(ids), text)
-
-
-class StopTextFilter:
-    """Streams text but holds back what could be the start of the stop text, and cuts at the stop text."""
-
-    def __init__(self, stop: str):
-        self.stop = stop
-        self.pending = ""
-        self.hit = False
-
-    def feed(self, segment: str) -> str:
-        if not self.stop:
-            return segment
-        self.pending += segment
-        at = self.pending.find(self.stop)
-        if at >= 0:
-            self.hit = True
-            out, self.pending = self.pending[:at], ""
-            return out
-        keep = next((k for k in range(min(len(self.stop) - 1, len(self.pending)), 0, -1)
-                     if self.stop.startswith(self.pending[-k:])), 0)
-        out, self.pending = self.pending[: len(self.pending) - keep], self.pending[len(self.pending) - keep:]
-        return out
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
+from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backend interface)
+    Answer,
+    ModelView,
+    Sampling,
+    StopCondition,
+    StopTextFilter,
+    TurnStream,
+    common_prefix,
+    end_of_turn_text,
+    render_prompt,
+    stop_condition,
+)
 
 
 # ----------------------------------------------------------------------------- models
@@ -141,23 +65,6 @@ class AdapterSwitch:
             yield
         finally:
             self.model.update_modules(tree_unflatten(self.adapted))
-
-
-class ModelView:
-    """A named model to generate with, plus what to enter around generation (e.g. adapters off).
-
-    ``loader`` defers loading until the view is first used (a full fine-tune's base in ``/compare on``).
-    """
-
-    def __init__(self, name: str, model: Any = None, activate: Callable[[], ContextManager] = nullcontext,
-                 loader: Optional[Callable[[], Any]] = None):
-        self.name, self._model, self.activate, self._loader = name, model, activate, loader
-
-    @property
-    def model(self) -> Any:
-        if self._model is None and self._loader is not None:
-            self._model = self._loader()
-        return self._model
 
 
 def load_views(spec: str, adapter: Optional[Path] = None, *, fine_tune_type: str = "lora",
@@ -200,14 +107,6 @@ def seed(value: int) -> None:
     mx.random.seed(value)
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 @dataclass
 class CachedGenerator:
     """Generates assistant turns for one model view, keeping the KV cache between calls."""
@@ -226,7 +125,7 @@ class CachedGenerator:
 
         if self.cache is None:
             self.cache, self.tokens = make_prompt_cache(self.view.model), []
-        keep = min(_common_prefix(self.tokens, prompt), len(prompt) - 1)  # feed at least one token
+        keep = min(common_prefix(self.tokens, prompt), len(prompt) - 1)  # feed at least one token
         extra = len(self.tokens) - keep
         if extra > 0:
             trimmable = keep > 0 and can_trim_prompt_cache(self.cache)
@@ -250,54 +149,35 @@ class CachedGenerator:
         from mlx_lm.generate import generate_step
         from mlx_lm.sample_utils import make_sampler
 
-        emit = on_text or (lambda s: None)
         start = time.perf_counter()
         with self.view.activate():
             reused = self._reuse(prompt)
-            detok = self.tokenizer.detokenizer
-            cut = StopTextFilter(stop.text)
-            generated: list[int] = []
-            parts: list[str] = []
-            finish, first_at = "length", None
+            turn = TurnStream(stop, _Detokenizer(self.tokenizer.detokenizer), on_text=on_text, should_stop=should_stop)
             steps = generate_step(mx.array(prompt[reused:]), self.view.model, prompt_cache=self.cache,
                                   sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p),
                                   max_tokens=sampling.max_tokens)
             try:
-                for token, _ in steps:
-                    first_at = first_at or time.perf_counter()
-                    generated.append(token)
-                    if token in stop.token_ids:
-                        finish = "stop"
-                        break
-                    detok.add_token(token)
-                    piece = cut.feed(detok.last_segment)
-                    if piece:
-                        parts.append(piece)
-                        emit(piece)
-                    if cut.hit:
-                        finish = "stop"
-                        break
-                    if should_stop is not None and should_stop():
-                        finish = "interrupted"
-                        break
+                turn.run(token for token, _ in steps)
             finally:
                 steps.close()
-                self._record(list(prompt) + generated)
-        if not cut.hit:
-            detok.finalize()
-            tail = cut.feed(detok.last_segment) + cut.flush()
-            if tail:
-                parts.append(tail)
-                emit(tail)
-        end = time.perf_counter()
-        n = len(generated)
-        body = generated[:-1] if finish == "stop" and generated and generated[-1] in stop.token_ids else generated
-        raw = self.tokenizer.decode(body)
-        raw = raw.split(stop.text, 1)[0] if stop.text else raw
-        decode_s = end - first_at if first_at else 0.0
-        tps = (n - 1) / decode_s if n > 1 and decode_s > 0 else (n / (end - start) if end > start else 0.0)
-        return Answer(text="".join(parts), tokens=n, tokens_per_sec=tps, prompt_tokens=len(prompt),
-                      reused_tokens=reused, finish_reason=finish, elapsed_s=end - start, raw_text=raw)
+                self._record(list(prompt) + turn.generated)
+        return turn.answer(prompt, reused, start, self.tokenizer.decode)
+
+
+class _Detokenizer:
+    """mlx-lm's streaming detokenizer behind ``generation.Decoder``."""
+
+    def __init__(self, detok: Any):
+        self.detok = detok
+        detok.reset()
+
+    def add(self, token: int) -> str:
+        self.detok.add_token(token)
+        return self.detok.last_segment
+
+    def tail(self) -> str:
+        self.detok.finalize()
+        return self.detok.last_segment
 
 
 def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: str, *,

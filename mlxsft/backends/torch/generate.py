@@ -7,7 +7,7 @@
 The torch twin of ``mlxsft/backends/mlx/generate.py`` with the same public face, so ``mlxsft.chat``,
 ``mlxsft.evaluate`` and the before/after table of ``mlxsft train`` use either backend unchanged: the same
 ``Answer``, ``Sampling``, ``StopCondition``, ``ModelView``, prompt rendering and stop rule (imported from
-there; that module is plain Python and imports mlx only inside its functions).
+``mlxsft/backends/generation.py``, plain Python shared by both backends).
 
 ``CachedGenerator`` keeps a transformers ``DynamicCache`` and exactly the tokens fed into it; a later
 prompt that starts with them only feeds the rest, and a differing tail is cropped away (or the cache is
@@ -22,14 +22,16 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional
 
-from mlxsft.backends.mlx.generate import (  # noqa: F401  (re-exported: the backend interface)
+from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backend interface)
     Answer,
     ModelView,
     Sampling,
     StopCondition,
     StopTextFilter,
+    TurnStream,
+    common_prefix,
     end_of_turn_text,
     render_prompt,
     stop_condition,
@@ -142,14 +144,6 @@ def _cache_argument(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 @dataclass
 class CachedGenerator:
     """Generates assistant turns for one model view, keeping the KV cache between calls."""
@@ -171,7 +165,7 @@ class CachedGenerator:
         """Crop the cache to the longest prefix it shares with ``prompt``; returns that length."""
         if self.cache is None:
             self.cache, self.tokens = self._new_cache(), []
-        keep = min(_common_prefix(self.tokens, prompt), len(prompt) - 1)  # feed at least one token
+        keep = min(common_prefix(self.tokens, prompt), len(prompt) - 1)  # feed at least one token
         if len(self.tokens) > keep:
             try:
                 if keep == 0:
@@ -187,59 +181,48 @@ class CachedGenerator:
                  should_stop: Optional[Callable[[], bool]] = None) -> Answer:
         import torch
 
-        emit = on_text or (lambda s: None)
         hf = hf_of(self.tokenizer)
         model = self.view.model
         device = next(model.parameters()).device
         cache_arg = _cache_argument(model)
         start = time.perf_counter()
-        generated: list[int] = []
-        parts: list[str] = []
-        finish, first_at, shown = "length", None, ""
-        cut = StopTextFilter(stop.text)
+        turn = TurnStream(stop, _TextDiff(hf), on_text=on_text, should_stop=should_stop)
         with torch.no_grad(), self.view.activate():
             reused = self._reuse(prompt)
-            feed = list(prompt[reused:])
-            for _ in range(sampling.max_tokens):
-                out = model(input_ids=torch.tensor([feed], device=device), use_cache=True,
-                            **{cache_arg: self.cache})  # the cache object grows in place
-                self.tokens += feed
-                token = sample(out.logits[0, -1], sampling)
-                first_at = first_at or time.perf_counter()
-                generated.append(token)
-                if token in stop.token_ids:
-                    finish = "stop"
-                    break
-                # decode the whole answer and show what is new; hold back an unfinished UTF-8 character
-                text = hf.decode(generated, skip_special_tokens=False)
-                if not text.endswith("\ufffd") and len(text) > len(shown):
-                    piece = cut.feed(text[len(shown):])
-                    shown = text
-                    if piece:
-                        parts.append(piece)
-                        emit(piece)
-                    if cut.hit:
-                        finish = "stop"
-                        break
-                if should_stop is not None and should_stop():
-                    finish = "interrupted"
-                    break
-                feed = [token]
-        if not cut.hit:
-            text = hf.decode(generated[:-1] if finish == "stop" else generated, skip_special_tokens=False)
-            tail = cut.feed(text[len(shown):]) + cut.flush()
-            if tail:
-                parts.append(tail)
-                emit(tail)
-        end = time.perf_counter()
-        n = len(generated)
-        body = generated[:-1] if finish == "stop" and generated and generated[-1] in stop.token_ids else generated
-        raw = hf.decode(body, skip_special_tokens=False)
-        raw = raw.split(stop.text, 1)[0] if stop.text else raw
-        decode_s = end - first_at if first_at else 0.0
-        tps = (n - 1) / decode_s if n > 1 and decode_s > 0 else (n / (end - start) if end > start else 0.0)
-        return Answer(text="".join(parts), tokens=n, tokens_per_sec=tps, prompt_tokens=len(prompt),
-                      reused_tokens=reused, finish_reason=finish, elapsed_s=end - start, raw_text=raw)
+
+            def steps() -> Iterator[int]:
+                feed = list(prompt[reused:])
+                for _ in range(sampling.max_tokens):
+                    out = model(input_ids=torch.tensor([feed], device=device), use_cache=True,
+                                **{cache_arg: self.cache})  # the cache object grows in place
+                    self.tokens += feed
+                    token = sample(out.logits[0, -1], sampling)
+                    yield token
+                    feed = [token]
+
+            turn.run(steps())
+        return turn.answer(prompt, reused, start, lambda ids: hf.decode(ids, skip_special_tokens=False))
+
+
+class _TextDiff:
+    """Decodes the whole answer so far and returns what is new, holding back an unfinished UTF-8 character."""
+
+    def __init__(self, hf: Any):
+        self.hf, self.ids, self.shown = hf, [], ""
+
+    def _text(self) -> str:
+        return self.hf.decode(self.ids, skip_special_tokens=False)
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        text = self._text()
+        if text.endswith("\ufffd") or len(text) <= len(self.shown):
+            return ""
+        new, self.shown = text[len(self.shown):], text
+        return new
+
+    def tail(self) -> str:
+        return self._text()[len(self.shown):]
 
 
 def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: str, *,

@@ -1,0 +1,193 @@
+"""Backend-neutral pieces of generation: answers, sampling settings, where a turn stops, and the token loop.
+
+    turn = TurnStream(stop, decoder, on_text=print)
+    turn.run(token_iterator)                     # the backend's decode loop yields token ids
+    answer = turn.answer(prompt, reused, start, decode)
+
+Both ``mlxsft/backends/mlx/generate.py`` and ``mlxsft/backends/torch/generate.py`` build on this module:
+they differ only in how tokens are produced (mlx-lm's ``generate_step`` vs a transformers forward with a
+``DynamicCache``) and decoded incrementally; stopping at EOS / end-of-turn tokens or text, streaming
+without ever showing part of a stop marker, Ctrl-C, and the tokens/s figures are written once here.
+Plain Python: nothing here imports mlx or torch.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Iterable, Optional, Protocol
+
+SENTINEL = "\u2063MLXSFT\u2063"
+
+
+@dataclass
+class Answer:
+    text: str
+    tokens: int  # generated tokens, the stop token included
+    tokens_per_sec: float  # decode speed, prompt processing excluded
+    prompt_tokens: int = 0  # tokens of the rendered prompt
+    reused_tokens: int = 0  # of which came from the KV cache of the previous turn
+    finish_reason: str = "stop"  # stop | length | interrupted
+    elapsed_s: float = 0.0
+    raw_text: str = ""  # the answer tokens decoded as they are (what a chat history should hold)
+
+
+@dataclass
+class Sampling:
+    temp: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class StopCondition:
+    """Where an assistant turn ends: any of ``token_ids`` (EOS, end-of-turn) or ``text`` in the output."""
+
+    token_ids: frozenset[int] = frozenset()
+    text: str = ""  # an end-of-turn marker that is not a single token
+
+
+# ----------------------------------------------------------------------------- templates and stops
+def end_of_turn_text(hf_tokenizer: Any, template: str, template_kwargs: dict | None = None) -> str:
+    """What the template writes right after an assistant message (e.g. ``<|im_end|>``)."""
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": SENTINEL}]
+    text = hf_tokenizer.apply_chat_template(msgs, chat_template=template, tokenize=False,
+                                            **(template_kwargs or {}))
+    tail = text.split(SENTINEL, 1)[-1].strip()
+    return tail.split("\n")[0].strip() if tail else ""
+
+
+def render_prompt(hf_tokenizer: Any, messages: list[dict], template: str,
+                  template_kwargs: dict | None = None) -> list[int]:
+    """Token ids of ``messages`` plus the assistant header, ready for generation."""
+    text = hf_tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                            add_generation_prompt=True, **(template_kwargs or {}))
+    return hf_tokenizer.encode(text, add_special_tokens=False)
+
+
+def stop_condition(tokenizer: Any, template: str, template_kwargs: dict | None = None,
+                   stop_text: str | None = None) -> StopCondition:
+    """EOS ids plus the template's end-of-turn marker (as a token when it is one, else as text)."""
+    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    ids = set(getattr(tokenizer, "eos_token_ids", None) or [])
+    if getattr(hf, "eos_token_id", None) is not None:
+        ids.add(hf.eos_token_id)
+    text = stop_text if stop_text is not None else end_of_turn_text(hf, template, template_kwargs)
+    if text:
+        enc = hf.encode(text, add_special_tokens=False)
+        if len(enc) == 1:
+            return StopCondition(frozenset(ids | {enc[0]}), "")
+    return StopCondition(frozenset(ids), text)
+
+
+class StopTextFilter:
+    """Streams text but holds back what could be the start of the stop text, and cuts at the stop text."""
+
+    def __init__(self, stop: str):
+        self.stop = stop
+        self.pending = ""
+        self.hit = False
+
+    def feed(self, segment: str) -> str:
+        if not self.stop:
+            return segment
+        self.pending += segment
+        at = self.pending.find(self.stop)
+        if at >= 0:
+            self.hit = True
+            out, self.pending = self.pending[:at], ""
+            return out
+        keep = next((k for k in range(min(len(self.stop) - 1, len(self.pending)), 0, -1)
+                     if self.stop.startswith(self.pending[-k:])), 0)
+        out, self.pending = self.pending[: len(self.pending) - keep], self.pending[len(self.pending) - keep:]
+        return out
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+# ----------------------------------------------------------------------------- models
+class ModelView:
+    """A named model to generate with, plus what to enter around generation (e.g. adapters off).
+
+    ``loader`` defers loading until the view is first used (a full fine-tune's base in ``/compare on``).
+    """
+
+    def __init__(self, name: str, model: Any = None, activate: Callable[[], ContextManager] = nullcontext,
+                 loader: Optional[Callable[[], Any]] = None):
+        self.name, self._model, self.activate, self._loader = name, model, activate, loader
+
+    @property
+    def model(self) -> Any:
+        if self._model is None and self._loader is not None:
+            self._model = self._loader()
+        return self._model
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix: how much of a KV cache a new prompt can reuse."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+# ----------------------------------------------------------------------------- the token loop
+class Decoder(Protocol):
+    def add(self, token: int) -> str:
+        """Text that ``token`` completes (may be empty while a character is unfinished)."""
+
+    def tail(self) -> str:
+        """Whatever text is still held back at the end of the turn."""
+
+
+class TurnStream:
+    """Consumes a backend's token iterator for one assistant turn: stops, streams, times."""
+
+    def __init__(self, stop: StopCondition, decoder: Decoder, *, on_text: Optional[Callable[[str], None]] = None,
+                 should_stop: Optional[Callable[[], bool]] = None):
+        self.stop, self.decoder = stop, decoder
+        self.emit = on_text or (lambda s: None)
+        self.should_stop = should_stop
+        self.cut = StopTextFilter(stop.text)
+        self.generated: list[int] = []  # every token sampled, the stop token included
+        self.parts: list[str] = []
+        self.finish = "length"
+        self.first_at: Optional[float] = None
+
+    def _show(self, text: str) -> None:
+        if text:
+            self.parts.append(text)
+            self.emit(text)
+
+    def run(self, tokens: Iterable[int]) -> None:
+        for token in tokens:
+            self.first_at = self.first_at or time.perf_counter()
+            self.generated.append(token)
+            if token in self.stop.token_ids:
+                self.finish = "stop"
+                return
+            self._show(self.cut.feed(self.decoder.add(token)))
+            if self.cut.hit:
+                self.finish = "stop"
+                return
+            if self.should_stop is not None and self.should_stop():
+                self.finish = "interrupted"
+                return
+
+    def answer(self, prompt: list[int], reused: int, start: float, decode: Callable[[list[int]], str]) -> Answer:
+        """The finished turn; ``decode`` turns token ids into text as they are (for ``raw_text``)."""
+        if not self.cut.hit:
+            self._show(self.cut.feed(self.decoder.tail()) + self.cut.flush())
+        end = time.perf_counter()
+        gen, n = self.generated, len(self.generated)
+        body = gen[:-1] if self.finish == "stop" and gen and gen[-1] in self.stop.token_ids else gen
+        raw = decode(body)
+        raw = raw.split(self.stop.text, 1)[0] if self.stop.text else raw
+        decode_s = end - self.first_at if self.first_at else 0.0
+        tps = (n - 1) / decode_s if n > 1 and decode_s > 0 else (n / (end - start) if end > start else 0.0)
+        return Answer(text="".join(self.parts), tokens=n, tokens_per_sec=tps, prompt_tokens=len(prompt),
+                      reused_tokens=reused, finish_reason=self.finish, elapsed_s=end - start, raw_text=raw)
