@@ -12,6 +12,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from mlxsft.backends.targets import adapted_layers, select_targets
 from mlxsft.config import LoraConfig
 from mlxsft.errors import ConfigError
 
@@ -23,32 +24,14 @@ def _layers(model: nn.Module) -> list[nn.Module]:
 
 
 def select_keys(model: nn.Module, target_modules: list[str]) -> list[str]:
-    """Module paths inside a transformer block to adapt, e.g. ``self_attn.q_proj``.
-
-    ``all-linear`` means every linear layer of the blocks; a plain name (``q_proj``) matches the last
-    component, a dotted name (``mlp.down_proj``) the whole path.
-    """
-    found: list[str] = []
-    for path, module in _layers(model)[0].named_modules():
-        if isinstance(module, LINEAR_TYPES) and path:
-            found.append(path)
-    if "all-linear" in target_modules:
-        keys = found
-    else:
-        keys = [p for p in found if p in target_modules or p.rsplit(".", 1)[-1] in target_modules]
-        unknown = [t for t in target_modules if not any(p == t or p.rsplit(".", 1)[-1] == t for p in found)]
-        if unknown:
-            names = sorted({p.rsplit(".", 1)[-1] for p in found})
-            raise ConfigError(f"target_modules: {', '.join(unknown)} not in the model (has {', '.join(names)})")
-    if not keys:
-        raise ConfigError("target_modules: no linear layer selected")
-    return sorted(keys)
+    """Module paths inside a transformer block to adapt, e.g. ``self_attn.q_proj`` (rules: ``backends/targets.py``)."""
+    found = [path for path, module in _layers(model)[0].named_modules() if isinstance(module, LINEAR_TYPES) and path]
+    return select_targets(found, target_modules)
 
 
 def adapter_config(cfg: LoraConfig, model: nn.Module) -> dict[str, Any]:
     """mlx-lm's adapter_config.json content for this run."""
-    n_layers = len(_layers(model))
-    num_layers = n_layers if cfg.num_layers < 0 else min(cfg.num_layers, n_layers)
+    num_layers = len(adapted_layers(len(_layers(model)), cfg.num_layers))
     out: dict[str, Any] = {"fine_tune_type": cfg.method, "num_layers": num_layers}
     if cfg.method != "full":
         out["lora_parameters"] = {

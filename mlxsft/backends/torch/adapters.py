@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlxsft.backends.targets import adapted_layers, select_targets
 from mlxsft.config import LoraConfig
 from mlxsft.errors import ConfigError
 
@@ -39,25 +40,13 @@ def select_modules(model: Any, cfg: LoraConfig) -> list[str]:
 
     layers = decoder_layers(model)
     found = sorted(p for p, m in layers[0].named_modules() if isinstance(m, nn.Linear) and p)
-    targets = cfg.target_modules
-    if "all-linear" in targets:
-        keys = found
-    else:
-        keys = [p for p in found if p in targets or p.rsplit(".", 1)[-1] in targets]
-        unknown = [t for t in targets if not any(p == t or p.rsplit(".", 1)[-1] == t for p in found)]
-        if unknown:
-            names = sorted({p.rsplit(".", 1)[-1] for p in found})
-            raise ConfigError(f"target_modules: {', '.join(unknown)} not in the model (has {', '.join(names)})")
-    if not keys:
-        raise ConfigError("target_modules: no linear layer selected")
+    keys = select_targets(found, cfg.target_modules)
     prefix = _layers_prefix(model)
     return [f"{prefix}.{i}.{k}" for i in adapted_layer_indices(model, cfg) for k in keys]
 
 
 def adapted_layer_indices(model: Any, cfg: LoraConfig) -> range:
-    n = len(decoder_layers(model))
-    k = n if cfg.num_layers < 0 else min(cfg.num_layers, n)
-    return range(n - k, n)
+    return adapted_layers(len(decoder_layers(model)), cfg.num_layers)
 
 
 def make_trainable(model: Any, cfg: LoraConfig) -> Any:
