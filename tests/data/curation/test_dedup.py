@@ -1,0 +1,98 @@
+"""Dedup on planted duplicates: exact copies after normalisation, and near copies (one word in 40 changed)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from mlxsft.data.curation.dedup import EXACT, KEEP, NEAR, DedupIndex, normalize_text, optimal_bands, shingles
+
+VOCAB = ("river mountain cloud engine garden python violin ocean copper lantern forest pencil orbit harbor "
+         "meadow silver thunder candle marble desert falcon glacier island jungle kettle ladder magnet needle "
+         "oyster pepper quartz rocket saddle tunnel umbrella valley walnut yacht zebra anchor basket cactus").split()
+
+
+def paragraphs(n: int, words: int = 40, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(VOCAB) for _ in range(words)) for _ in range(n)]
+
+
+def change_words(text: str, k: int, seed: int) -> str:
+    rng = random.Random(seed)
+    words = text.split()
+    for i in rng.sample(range(len(words)), k):
+        words[i] = "CHANGED"
+    return " ".join(words)
+
+
+def resolve(tmp_path, texts, **kw):
+    index = DedupIndex(tmp_path, **kw)
+    for t in texts:
+        index.add(t)
+    return index.resolve()
+
+
+def test_exact_dedup_ignores_case_spacing_and_punctuation(tmp_path):
+    d = resolve(tmp_path, ["Hello, World!", "hello   world", "Hello there", "HELLO WORLD."], near=0)
+    assert d.kind.tolist() == [KEEP, EXACT, KEEP, EXACT] and d.of.tolist() == [-1, 0, -1, 0]
+    assert normalize_text("  Ünïcode—Text\u00a0here ") == "ünïcode text here"
+
+
+def test_near_dedup_finds_every_planted_near_copy_and_nothing_else(tmp_path):
+    base = paragraphs(60)
+    planted = {60 + k: i for k, i in enumerate(range(0, 60, 4))}  # row -> the paragraph it copies
+    texts = base + [change_words(base[i], 1, seed=i) for i in planted.values()]  # Jaccard 0.85 each
+    d = resolve(tmp_path, texts, exact=True, near=0.8)
+    assert d.counts() == {"exact_dup": 0, "near_dup": 15}
+    assert {i: int(d.of[i]) for i in np.flatnonzero(d.kind == NEAR)} == planted
+
+
+def test_near_dedup_keeps_texts_below_the_threshold_and_groups_chains(tmp_path):
+    base = paragraphs(1, seed=3)[0]
+    far = change_words(base, 12, seed=1)  # 12 of 40 words changed: Jaccard of 3-grams ~0.2
+    copy = change_words(base, 1, seed=2)
+    d = resolve(tmp_path, [base, far, copy, copy.upper(), base], near=0.8)
+    # the upper-case copy is an exact duplicate of row 2, the last row of row 0; row 2 is near row 0
+    assert d.kind.tolist() == [KEEP, KEEP, NEAR, EXACT, EXACT] and d.of.tolist() == [-1, -1, 0, 2, 0]
+
+
+def test_band_parameters_match_the_documented_choice():
+    assert optimal_bands(0.8, 128) == (16, 8) and optimal_bands(0.9, 128) == (9, 14)
+
+
+def test_short_texts_are_one_shingle():
+    assert shingles("Hi there") == {b"hi there"}
+    assert shingles("a b c d") == {b"a b c", b"b c d"}
+
+
+def test_dedup_memory_per_row_stays_under_150_bytes(tmp_path):
+    """The index keeps 8 bytes a row in memory while rows stream in (the rest goes to disk); resolve needs ~115 bytes
+    a row at its peak (numpy arrays: one band column sorted at a time, the union-find)."""
+    import tracemalloc
+
+    def peak(n: int) -> int:
+        texts = [f"row {i} says {i * 7919 % 1000} and {i % 13}" for i in range(n)]
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        tracemalloc.start()
+        resolve(folder, texts, near=0.8)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    peak(100)  # the first call pays for imports and MinHash's permutations
+    small, large = peak(500), peak(2500)
+    assert (large - small) / 2000 < 150, (small, large)
+
+
+def test_without_datasketch_near_dedup_asks_for_it_and_exact_dedup_still_works(tmp_path, monkeypatch):
+    import sys
+
+    from mlxsft.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "datasketch", None)  # import datasketch -> ImportError
+    with pytest.raises(ConfigError, match="near dedup needs datasketch .* or pass --near-dup 0"):
+        DedupIndex(tmp_path, near=0.8)
+    assert resolve(tmp_path, ["a b", "A  b!"], near=0).kind.tolist() == [KEEP, EXACT]
