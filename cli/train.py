@@ -3,6 +3,8 @@
     mlxsft train                                  # the embedded demo: LoRA on SmolLM2-135M-Instruct
     mlxsft train --config configs/lora.yaml --data my.jsonl --iters 200
     mlxsft train --resume runs/sft-20261129-0712  # continue an interrupted run exactly
+    mlx.launch --hostfile hosts.json -- mlxsft train ...          # across Macs (README: Training across machines)
+    torchrun --nproc-per-node 2 -m mlxsft train --backend torch   # across GPUs
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def train(config_file: str | None, resume: str | None, overwrite: bool, plan_onl
     """Fine-tune a model on chat data (defaults: embedded SmolLM2 + bundled dataset)."""
     from mlxsft.cli.ui.train import TrainView
     from mlxsft.config import load_config
+    from mlxsft.distributed import launch_rank
     from mlxsft.train import resolve_resume, run_training
 
     overrides = overrides_from(kwargs)
@@ -30,6 +33,9 @@ def train(config_file: str | None, resume: str | None, overwrite: bool, plan_onl
         cfg, _ = resolve_resume(resume, overrides, config_file)
     else:
         cfg = load_config(config_file, overrides)
+    if launch_rank() > 0:  # started by mlx.launch / torchrun: rank 0 alone shows progress and results
+        run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only)
+        return
     with TrainView(cfg) as view:
         outcome = run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
                                callback=view.on_event)

@@ -83,6 +83,8 @@ class OptimConfig:
 class TrainConfig:
     backend: str = _f("mlx", "Training backend.", ("mlx", "torch", "auto"))
     device: str = _f("auto", "Torch device (backend torch).", ("auto", "mps", "cuda", "cpu"))
+    fsdp: bool = _f(False, "Shard weights, gradients and optimizer state over the torchrun processes "
+                           "(FSDP; backend torch, full fine-tuning).")
     epochs: Optional[float] = _f(None, "Train for this many epochs (default 1 unless --iters).")
     iters: Optional[int] = _f(None, "Train for this many optimizer steps (overrides --epochs).")
     batch_size: int = _f(8, "Rows (or packed sequences) per micro-batch.")
@@ -102,6 +104,8 @@ class TrainConfig:
     compare_max_tokens: int = _f(32, "Max new tokens per answer in the before/after table.")
     compare_limit: Optional[int] = _f(None, "Ask at most this many questions in the before/after table.")
     force: bool = _f(False, "Start even if the memory estimate exceeds the machine's memory.")
+    skip_nonfinite: int = _f(0, "Skip up to N optimizer steps whose loss or gradients are NaN/inf "
+                                "(0 = stop at the first, keeping the last checkpoint).")
 
 
 @dataclass
@@ -117,7 +121,8 @@ class Config:
 
     def hash(self, exclude: tuple[str, ...] = ("out", "iters", "epochs", "force", "compare", "eval_every",
                                               "save_every", "report_every", "early_stop", "device", "compare_limit",
-                                              "compare_questions", "compare_max_tokens")) -> str:
+                                              "compare_questions", "compare_max_tokens", "skip_nonfinite",
+                                              "fsdp")) -> str:
         """A hash of what decides the trained weights (resume refuses a different job)."""
         flat = {k: v for k, v in flat_fields(self).items() if k not in exclude}
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -125,7 +130,9 @@ class Config:
     def save(self, path: str | Path) -> None:
         import yaml
 
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        from mlxsft.runs import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))  # a kill never leaves half
 
 
 SECTIONS = ("model", "data", "lora", "optim", "train")
@@ -270,6 +277,7 @@ def validate(cfg: Config) -> None:
         (d.max_seq_len >= 8, "max_seq_len: must be >= 8"),
         (cfg.model.quantize in (None, 2, 3, 4, 6, 8), "quantize: must be 4 or 8 (or 2, 3, 6)"),
         (t.eval_every >= 0 and t.save_every >= 0, "eval_every/save_every: must be >= 0"),
+        (t.skip_nonfinite >= 0, "skip_nonfinite: must be >= 0"),
     ]
     for ok, msg in checks:
         if not ok:

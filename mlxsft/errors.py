@@ -17,9 +17,17 @@ class MlxsftError(Exception):
         super().__init__(message)
         self.hint = hint
 
-    def __str__(self) -> str:  # one line, always
+    def __str__(self) -> str:  # one printable line, always
         msg = " ".join(str(self.args[0]).split()) if self.args else ""
-        return f"{msg} ({self.hint})" if self.hint else msg
+        return _printable(f"{msg} ({self.hint})" if self.hint else msg)
+
+
+def _printable(text: str) -> str:
+    """Escape control characters and lone surrogates (from file names or data) so the line prints anywhere."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
 
 
 class ModelError(MlxsftError):

@@ -7,11 +7,15 @@ A run folder holds everything a training run produces::
       metrics.jsonl  loss.png  best/  checkpoints/step-00000100/  checkpoints/latest  .lock
 
 Every file that matters is written to a temporary name and renamed into place, so a kill at any
-moment leaves either the old file or the new one, never half of one.
+moment leaves either the old file or the new one, never half of one; the temporary names a kill leaves
+behind (``.NAME.tmp-PID``, ``checkpoints/.tmp-step-N``) are removed when the run is resumed. Free disk
+space is checked before each checkpoint, and a full disk is reported as a ``RunError`` saying how much
+is needed and free, never as a half-written file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -21,6 +25,8 @@ from typing import Any, Callable
 
 from mlxsft.errors import RunError
 
+MARGIN_BYTES = 64 << 20  # room left for metrics, logs and the filesystem itself
+
 
 def default_run_dir(name: str, root: str | Path = "runs") -> Path:
     return Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -29,11 +35,49 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, len(data), e) from None
+        raise
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def disk_full(path: Path, need_bytes: int, cause: BaseException | None = None, margin: int = 0) -> RunError:
+    """The error for a write that does not fit: what, how much is needed and free, what to do."""
+    free = free_bytes(path)
+    why = f" ({cause})" if cause is not None else ""
+    plus = f" (+{_gb(margin)} kept free)" if margin else ""
+    return RunError(f"{path}: not enough disk space: {_gb(need_bytes)} needed{plus}, {_gb(free)} free{why}",
+                    hint="free some space (older runs in runs/, the model cache in ~/.cache/mlxsft) or use "
+                         "another --out; nothing was left half-written: continue with --resume once there is room")
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding ``path`` (or its nearest existing parent)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def check_free_space(path: Path, need_bytes: int) -> None:
+    """Refuse, before writing, a write of ``need_bytes`` that would leave less than a small margin free."""
+    if free_bytes(path) < need_bytes + MARGIN_BYTES:
+        raise disk_full(path, need_bytes, margin=MARGIN_BYTES)
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -45,18 +89,54 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool = False) -> Path:
-    """Create (or reopen, when resuming) a run folder; refuse to clobber someone else's files."""
+    """Create (or reopen, when resuming) a run folder; refuse to clobber someone else's files.
+
+    A folder another training holds (its ``.lock``) is refused before anything in it is touched, so
+    ``--overwrite`` or ``--resume`` can never delete files under a running training.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: --out exists and is not a folder")
+    if out.is_dir():
+        RunLock(out).probe()
     if out.is_dir() and any(out.iterdir()) and not resume:
         if not overwrite:
-            raise RunError(f"{out}: run folder is not empty", hint="use --resume to continue it, or another --out")
+            raise RunError(f"{out}: run folder is not empty",
+                           hint="use --resume to continue it, --overwrite to replace it, or another --out")
         shutil.rmtree(out)
     if resume and not (out / "checkpoints" / "latest").is_file():
-        raise RunError(f"{out}: nothing to resume (no checkpoints/latest)")
+        hint = None
+        if (out / "config.yaml").is_file():
+            hint = (f"it stopped before its first checkpoint; start it again with "
+                    f"`mlxsft train --config {out / 'config.yaml'} --out {out} --overwrite`")
+        raise RunError(f"{out}: nothing to resume (no checkpoints/latest)", hint=hint)
     out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        remove_partial_files(out)
     return out
+
+
+PARTIAL = (".*.tmp-*", ".tmp-*", ".peft-*")  # atomic_write_*, checkpoint folders, PEFT scratch folders
+
+
+def partial_files(run_dir: Path) -> list[Path]:
+    """What a killed writer left: temporary files and folders in the run folder, best/ and checkpoints/."""
+    found: list[Path] = []
+    for folder in (run_dir, run_dir / "best", run_dir / "checkpoints"):
+        if folder.is_dir():
+            found += sorted({p for pattern in PARTIAL for p in folder.glob(pattern)})
+    return found
+
+
+def remove_partial_files(run_dir: Path) -> list[Path]:
+    """Delete what ``partial_files`` finds (only while no other training holds the folder)."""
+    found = partial_files(Path(run_dir))
+    for p in found:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return found
 
 
 class RunLock:
@@ -75,10 +155,33 @@ class RunLock:
         except OSError:
             os.close(self._fd)
             self._fd = None
-            raise RunError(f"{self.path.parent}: another training is using this run folder") from None
+            raise self._busy() from None
         os.ftruncate(self._fd, 0)
         os.write(self._fd, str(os.getpid()).encode())
         return self
+
+    def probe(self) -> None:
+        """Raise if another process holds the lock now; take nothing (the lock file may not exist yet)."""
+        import fcntl
+
+        if not self.path.is_file():
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            raise self._busy() from None
+        finally:
+            os.close(fd)
+
+    def _busy(self) -> RunError:
+        try:
+            pid = f" (pid {int(self.path.read_text().strip())})"
+        except (OSError, ValueError):
+            pid = ""
+        return RunError(f"{self.path.parent}: another training{pid} is using this run folder",
+                        hint="wait for it to finish, stop it, or use another --out")
 
     def __exit__(self, *exc: Any) -> None:
         if self._fd is not None:
@@ -106,9 +209,15 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         row = {k: record.get(k) for k in self.FIELDS}
         row.update({k: v for k, v in record.items() if k not in row})
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+        line = json.dumps(row) + "\n"
+        try:
+            with open(self.path, "a") as f:
+                f.write(line)
+                f.flush()
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise disk_full(self.path, len(line), e) from None
+            raise
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -123,12 +232,15 @@ def _step_of(line: str) -> int:
         return 1 << 60
 
 
-def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], keep_last: int = 2) -> Path:
+def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], keep_last: int = 2,
+                     need_bytes: int = 0) -> Path:
     """Write a checkpoint folder atomically; both backends' checkpoints go through here.
 
     ``write(tmp)`` fills ``checkpoints/.tmp-step-N``; then every file is fsynced, the folder renamed to
     ``step-N``, ``checkpoints/latest`` replaced, and all but the newest ``keep_last`` removed. A kill at any
-    point leaves the previous checkpoint loadable.
+    point leaves the previous checkpoint loadable. ``need_bytes`` (the caller's estimate of what it will
+    write, or else the size of the previous checkpoint) must be free first; a write that still runs out of
+    disk removes its partial folder and raises a ``RunError``.
     """
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -136,15 +248,25 @@ def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], ke
     tmp = root / f".tmp-{name}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-    write(tmp)
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    previous = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    need = max(need_bytes, folder_bytes(previous[-1]) if previous else 0)
+    check_free_space(root, need)
+    try:
+        tmp.mkdir()
+        write(tmp)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    except Exception as e:  # a full disk shows up as OSError, RuntimeError or SafetensorError, by writer
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _out_of_space(e, root, need):
+            raise disk_full(root, need, e) from None
+        raise
     final = root / name
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+    _fsync_dir(root)  # the rename itself survives a power cut, not only a kill
     atomic_write_text(root / "latest", name + "\n")
     done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
     for old in done[:-keep_last]:
@@ -153,6 +275,26 @@ def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], ke
     for stale in root.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _out_of_space(e: BaseException, root: Path, need: int) -> bool:
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(e).lower()
+    return "no space" in text or "unable to write" in text or free_bytes(root) < need + MARGIN_BYTES
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
 
 
 def latest_checkpoint(run_dir: Path) -> Path:

@@ -10,6 +10,7 @@ Backend-neutral orchestration, written once for both backends; the model-specifi
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -68,6 +69,13 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
 
     emit = callback or (lambda e, p: None)
     backend = get_backend(_backend(cfg), cfg, emit)
+    world = backend.world  # several processes under mlx.launch / torchrun (mlxsft/distributed.py)
+    world.check_batch_size(cfg.train.batch_size)
+    if not world.is_main:
+        emit = lambda e, p: None  # noqa: E731  (rank 0 alone reports)
+    if world.size > 1:
+        emit("message", {"text": f"{world.size} processes: each takes {cfg.train.batch_size // world.size} of the "
+                                 f"{cfg.train.batch_size} rows of every micro-batch"})
     run_dir = Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg.train.name)
     cfg.train.out = str(run_dir)
 
@@ -84,7 +92,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
     backend.make_trainable(loaded)
     trainable, total = backend.count_parameters(loaded.model)
     longest = cfg.data.max_seq_len if cfg.data.pack else max((len(e.input_ids) for e in train.examples), default=1)
-    plan = backend.memory_plan(loaded, cfg.train.batch_size * min(longest, cfg.data.max_seq_len),
+    plan = backend.memory_plan(loaded, cfg.train.batch_size // world.size * min(longest, cfg.data.max_seq_len),
                                float(train.stats.get("supervised_fraction") or 1.0))
     machine_gb = backend.memory_bytes() / 1e9
     emit("plan", {"plan": plan, "machine_gb": machine_gb, "trainable": trainable, "total": total,
@@ -96,9 +104,10 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                        hint="lower --batch-size or --max-seq-len, use --grad-checkpoint, or pass --force")
     backend.before_training()
 
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    with RunLock(run_dir):
-        if not resume:
+    if world.is_main:  # rank 0 alone writes the run folder; the other ranks only read it, to resume
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    with RunLock(run_dir) if world.is_main else nullcontext():
+        if world.is_main and not resume:
             cfg.save(run_dir / "config.yaml")
             atomic_write_text(run_dir / "chat_template.jinja", template)
             atomic_write_text(run_dir / "base_model.txt", f"{cfg.model.model}\n{loaded.weights_path}\n")
@@ -107,10 +116,15 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
         from mlxsft.plot import plot_loss
         from mlxsft.runs import MetricsLog
 
-        plot_loss(MetricsLog(run_dir / "metrics.jsonl").read(), run_dir / "loss.png")
+        if world.is_main:
+            plot_loss(MetricsLog(run_dir / "metrics.jsonl").read(), run_dir / "loss.png")
     outcome = TrainOutcome(run_dir=run_dir, result=result, plan=plan, model=loaded.model)
-    if cfg.train.compare and not result.interrupted:
-        outcome.compare = compare_base_and_tuned(cfg, backend.answerers(loaded, template), emit)
+    if cfg.train.compare and not result.interrupted and world.is_main:
+        if world.sharded:  # generating on rank 0 alone would wait for the other ranks' shards forever
+            emit("message", {"text": f"before/after table skipped: the weights are sharded over {world.size} "
+                                     f"processes (FSDP); `mlxsft eval --adapter {run_dir} --compare` gives it"})
+        else:
+            outcome.compare = compare_base_and_tuned(cfg, backend.answerers(loaded, template), emit)
     return outcome
 
 

@@ -37,6 +37,7 @@ class Loaded:
 
 class Backend(Protocol):
     name: str
+    world: Any  # mlxsft.distributed.World: this process's rank among those a launcher started (size 1 alone)
 
     def load(self) -> Loaded: ...
 

@@ -2,18 +2,22 @@
 
 ``TrainState`` is everything besides weights and optimizer state that a resume needs; ``TrainResult`` is
 what ``fit`` returns; ``MicroBatches`` is the resumable data order; ``Interrupt`` turns the first
-SIGINT/SIGTERM into a checkpoint-and-stop request.
+SIGINT/SIGTERM into a checkpoint-and-stop request; ``NonFiniteGuard`` keeps a NaN/inf step out of the
+weights and stops the run, or skips a few such steps with ``--skip-nonfinite N``.
 """
 
 from __future__ import annotations
 
 import math
 import signal
+import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from mlxsft.config import Config
 from mlxsft.data.batching import Batch, collate, plan_batches
+from mlxsft.errors import RunError
 
 
 @dataclass
@@ -31,6 +35,7 @@ class TrainState:
     config_hash: str = ""
     last_train_loss: Optional[float] = None
     last_val_loss: Optional[float] = None
+    nonfinite_steps: int = 0  # optimizer steps skipped for a NaN/inf loss or gradient norm
 
 
 @dataclass
@@ -52,10 +57,16 @@ class TrainResult:
 
 
 class Interrupt:
-    """First SIGINT/SIGTERM asks the loop to checkpoint and stop; a second one exits at once."""
+    """First SIGINT/SIGTERM asks the loop to checkpoint and stop; a second one exits at once.
 
-    def __init__(self) -> None:
+    ``relay_s``: a second signal this soon after the first is the same request delivered twice, not a second
+    Ctrl-C (torchrun passes the terminal's Ctrl-C on to processes that already received it).
+    """
+
+    def __init__(self, relay_s: float = 0.0) -> None:
         self.requested = False
+        self.relay_s = relay_s
+        self._since = 0.0  # time.monotonic() of the first request
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "Interrupt":
@@ -67,13 +78,61 @@ class Interrupt:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        now = time.monotonic()
+        if self.requested and now - self._since >= self.relay_s:
             raise KeyboardInterrupt
-        self.requested = True
+        if not self.requested:
+            self.requested, self._since = True, now
+
+    def agreed(self, world: Any) -> bool:
+        """Whether any process of the run was asked to stop (``mlxsft.distributed.World``; every rank calls
+        this at the same point of the loop, so they all stop after the same step)."""
+        if world.any(self.requested) and not self.requested:
+            self.requested, self._since = True, time.monotonic()
+        return self.requested
 
     def __exit__(self, *exc: Any) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+class NonFiniteGuard:
+    """Decides, before each optimizer update, whether its loss and gradient norm are finite.
+
+        guard = NonFiniteGuard(cfg.train.skip_nonfinite, run_dir, callback)
+        if guard.allows(st, loss, grad_norm):   # False: skip this update (weights stay as they were)
+            optimizer.update(...)
+
+    A bad step never reaches the weights, so the last checkpoint (and every later one) stays finite. Up to
+    ``allowed`` bad steps are skipped, each reported as a ``message`` event; one more raises a ``RunError``
+    naming the step and the likely causes. The count lives in ``TrainState``, so it survives a resume.
+    """
+
+    def __init__(self, allowed: int, run_dir: Path, callback: Callable[[str, dict], None]):
+        self.allowed, self.run_dir, self.callback = allowed, Path(run_dir), callback
+
+    def allows(self, st: TrainState, loss: float, grad_norm: float) -> bool:
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            return True
+        step = st.step + 1
+        what = f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {grad_norm} (loss {loss:.4f})"
+        st.nonfinite_steps += 1
+        if st.nonfinite_steps > self.allowed:
+            raise RunError(f"step {step}: {what}, not finite; stopped after {st.nonfinite_steps} such step"
+                           f"{'s' * (st.nonfinite_steps > 1)} (--skip-nonfinite {self.allowed})",
+                           hint=f"likely causes: a learning rate too high (lower --learning-rate), float16 "
+                                f"overflow (use --dtype bfloat16 or float32), or a bad data row; "
+                                f"{self._checkpoint_note()}")
+        self.callback("message", {"text": f"step {step}: {what}, not finite: update skipped "
+                                          f"({st.nonfinite_steps} of {self.allowed} allowed by --skip-nonfinite)"})
+        return False
+
+    def _checkpoint_note(self) -> str:
+        latest = self.run_dir / "checkpoints" / "latest"
+        if not latest.is_file():
+            return "no checkpoint was written before this step"
+        return (f"the last checkpoint ({latest.parent / latest.read_text().strip()}) is intact: "
+                f"`mlxsft train --resume {self.run_dir} --skip-nonfinite N` continues past such steps")
 
 
 class MicroBatches:

@@ -77,14 +77,28 @@ def to_conversation(raw: RawRow, fmt: str = "auto", columns: dict | None = None)
             row[canon] = row.pop(col)
     kind = detect_format(row) if fmt == "auto" else fmt
     if kind is None:
+        found = ", ".join(_show(k) for k in list(row)[:8]) + (", ..." if len(row) > 8 else "")
         r.bad("row", "unknown format: expected a 'messages', 'prompt'/'completion', 'text', 'conversations' or "
-                     f"'instruction'/'output' field (found {', '.join(map(repr, row)) or 'no fields'})")
+                     f"'instruction'/'output' field (found {found or 'no fields'})")
         return None, r.problems
     conv = CONVERTERS[kind](r, row)
     if r.problems or conv is None:
         return None, r.problems
+    _check_encodable(r, conv)
+    if r.problems:
+        return None, r.problems
     conv.source = raw.source
     return conv, []
+
+
+def _check_encodable(r: _Row, conv: Conversation) -> None:
+    """Everything downstream (cache key, tokenizer, templates) needs UTF-8 text and JSON-sized nesting."""
+    try:
+        json.dumps([conv.messages, conv.tools, conv.text], ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        r.bad("row", "invalid UTF-8 (a \\ud800-\\udfff escape that is half a surrogate pair)")
+    except RecursionError:
+        r.bad("row", "nested too deeply")
 
 
 # ----------------------------------------------------------------------------------------------- the formats
@@ -184,7 +198,7 @@ def _convert_items(r: _Row, items: list, key: str, *, sharegpt: bool) -> tuple[l
             continue
         known = SHAREGPT_ROLES if sharegpt else {x: x for x in ROLES}
         if role not in known:
-            r.bad(f"{at}.{role_key}", f"unknown role '{role}' (expected {', '.join(known)})")
+            r.bad(f"{at}.{role_key}", f"unknown role {_show(role)} (expected {', '.join(known)})")
             continue
         # Arrow (Parquet, Hub) fills keys a message lacks with None: drop them, as if never there.
         msg = {k: v for k, v in item.items()
@@ -304,11 +318,17 @@ def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too deep, or a number too long: a plain string
             return value
         if isinstance(parsed, list) and parsed and all(isinstance(x, dict) for x in parsed):
             return parsed
     return value
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A user's value inside a message: quoted, escaped (no control characters) and cut to ``limit`` characters."""
+    text = str(value)
+    return repr(text[:limit] + "...") if len(text) > limit else repr(text)
 
 
 def _kind(value: Any) -> str:

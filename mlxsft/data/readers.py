@@ -14,8 +14,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from mlxsft.data.bundled_paths import bundled_path
 from mlxsft.data.records import Problem, RawRow
@@ -129,9 +131,57 @@ def _jsonl_rows(data: bytes, name: str) -> Iterator[RawRow]:
             yield _bad_utf8(name, i, e)
             continue
         try:
-            yield RawRow(json.loads(text), name, i)
+            value = json.loads(text)
         except json.JSONDecodeError as e:
             yield RawRow(None, name, i, [Problem(name, i, "row", f"invalid JSON ({e.msg} at column {e.colno})")])
+            continue
+        except (ValueError, RecursionError) as e:
+            yield RawRow(None, name, i, [Problem(name, i, "row", _json_limit(e))])
+            continue
+        yield _checked(RawRow(value, name, i), _spells_surrogate(text))
+
+
+def _json_limit(e: Exception) -> str:
+    """What Python's JSON parser refused beyond syntax: nesting past the recursion limit, or a huge integer."""
+    if isinstance(e, RecursionError):
+        return "invalid JSON (nested too deeply)"
+    if "digits" in str(e):
+        return f"invalid JSON (a number with more than {sys.get_int_max_str_digits()} digits)"
+    return f"invalid JSON ({e})"
+
+
+# "\ud800".."\udfff" escapes: JSON can spell half a surrogate pair, which is no text at all (not UTF-8)
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
+
+
+def _spells_surrogate(text: str) -> bool:
+    """A cheap first look: only JSON text holding such an escape can decode to a lone surrogate."""
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
+def _checked(row: RawRow, maybe_surrogate: bool) -> RawRow:
+    """The row, or a problem if its JSON spelled a lone surrogate (``"\\ud800"``) anywhere in it."""
+    if maybe_surrogate and _has_lone_surrogate(row.value):
+        problem = Problem(row.file, row.line, "row", "invalid UTF-8 (a \\ud800-\\udfff escape that is half a "
+                                                     "surrogate pair)")
+        return RawRow(None, row.file, row.line, [problem])
+    return row
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]  # iterative: rows may nest as deep as the parser allows
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack += list(v.keys()) + list(v.values())
+        elif isinstance(v, list):
+            stack += v
+    return False
 
 
 def _decode_whole(data: bytes, name: str) -> str | RawRow:
@@ -158,16 +208,21 @@ def _json_rows(data: bytes, name: str) -> Iterator[RawRow]:
         except json.JSONDecodeError as e:
             yield RawRow(None, name, e.lineno, [Problem(name, e.lineno, "row", f"invalid JSON ({e.msg})")])
             return
+        except (ValueError, RecursionError) as e:
+            line = text.count("\n", 0, pos) + 1
+            yield RawRow(None, name, line, [Problem(name, line, "row", _json_limit(e))])
+            return
         if _skip_ws(text, end) < len(text):
             yield from _jsonl_rows(data, name)
             return
         # {"data": [rows]}: one key holding a list that is not itself a row field
         key = next(iter(value), None) if isinstance(value, dict) and len(value) == 1 else None
         if key is not None and isinstance(value[key], list) and key not in ROW_LIST_FIELDS:
+            maybe = _spells_surrogate(text)
             for i, row in enumerate(value[key], start=1):
-                yield RawRow(row, name, i)  # no per-row lines inside a wrapper object: row numbers instead
+                yield _checked(RawRow(row, name, i), maybe)  # no per-row lines inside a wrapper: row numbers
         else:
-            yield RawRow(value, name, 1)
+            yield _checked(RawRow(value, name, 1), _spells_surrogate(text))
         return
     pos = _skip_ws(text, pos + 1)
     line, counted = 1, 0
@@ -177,11 +232,14 @@ def _json_rows(data: bytes, name: str) -> Iterator[RawRow]:
         line += text.count("\n", counted, pos)
         counted = pos
         try:
-            value, pos = decoder.raw_decode(text, pos)
+            start, (value, pos) = pos, decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
             yield RawRow(None, name, e.lineno, [Problem(name, e.lineno, "row", f"invalid JSON ({e.msg})")])
             return
-        yield RawRow(value, name, line)
+        except (ValueError, RecursionError) as e:
+            yield RawRow(None, name, line, [Problem(name, line, "row", _json_limit(e))])
+            return
+        yield _checked(RawRow(value, name, line), _spells_surrogate(text[start:pos]))
         pos = _skip_ws(text, pos)
         if text.startswith(",", pos):
             pos = _skip_ws(text, pos + 1)
@@ -204,6 +262,8 @@ def _csv_rows(data: bytes, name: str) -> Iterator[RawRow]:
     if isinstance(text, RawRow):
         yield text
         return
+    # csv refuses cells over 128 KiB by default; long documents are legitimate rows
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.DictReader(io.StringIO(text, newline=""))
     start = 2  # line 1 is the header; a row's line is where it starts (quoted fields may span lines)
     try:

@@ -153,17 +153,17 @@ def test_packing_and_checkpointing_leave_the_step_unchanged(tiny_llama_dir, data
     # rows are ~40 tokens: 128-token sequences hold three
     common = dict(iters=1, optimizer="sgd", learning_rate=0.5, max_grad_norm=0, momentum=0.0, max_seq_len=128)
     plain = train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "plain", batch_size=8, **common))
-    import mlxsft.backends.torch.trainer as trainer_mod
+    import mlxsft.backends.loop as loop_mod  # the training batches are collated there, for both backends
 
     rows_per_sequence: list[int] = []
-    real_collate = trainer_mod.collate
+    real_collate = loop_mod.collate
 
     def spy(examples, plan, pad_id):
         batch = real_collate(examples, plan, pad_id)
         rows_per_sequence.extend(int(m) for m in batch.segment_ids.max(axis=1))
         return batch
 
-    monkeypatch.setattr(trainer_mod, "collate", spy)
+    monkeypatch.setattr(loop_mod, "collate", spy)
     other = train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "other", **{**common, **over}))
     assert other.result.trained_tokens == plain.result.trained_tokens  # every row once, padding not counted
     assert max(rows_per_sequence) == (3 if over.get("pack") else 1)  # really packed (or really not)

@@ -13,13 +13,20 @@ from typing import Any
 
 from mlxsft.backends.base import BatchAnswerFn, Emit, Loaded
 from mlxsft.config import Config
+from mlxsft.errors import ConfigError
 
 
 class MLXBackend:
     name = "mlx"
 
     def __init__(self, cfg: Config, emit: Emit):
-        self.cfg, self.emit = cfg, emit
+        from mlxsft.backends.mlx.distributed import mlx_world
+
+        if cfg.train.fsdp:
+            raise ConfigError("fsdp: sharding is a torch backend feature (the mlx backend replicates the model)",
+                              hint="drop --fsdp, or use --backend torch")
+        self.world = mlx_world()  # several processes when started by mlx.launch
+        self.cfg, self.emit = cfg, emit if self.world.is_main else (lambda event, payload: None)
 
     def _load(self) -> tuple[Any, Any, Path]:
         from mlxsft.models import load_mlx
@@ -80,7 +87,8 @@ class MLXBackend:
     def trainer(self, loaded: Loaded, run_dir: Path) -> Any:
         from mlxsft.backends.mlx.trainer import MLXTrainer
 
-        return MLXTrainer(self.cfg, loaded.model, loaded.tokenizer, run_dir, loaded.adapter_cfg, self.emit)
+        return MLXTrainer(self.cfg, loaded.model, loaded.tokenizer, run_dir, loaded.adapter_cfg, self.emit,
+                          world=self.world)
 
     def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]:
         """Batched greedy answers of the base (a fresh load) and the tuned model."""

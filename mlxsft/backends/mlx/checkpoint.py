@@ -47,7 +47,10 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, mx.array], opti
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         (tmp / "adapter_config.json").write_text(json.dumps(adapter_cfg, indent=2))
 
-    return write_checkpoint(run_dir, step, write)
+    # the checkpoint, then the same weights again in the run folder (write_adapter_files)
+    need = 2 * sum(v.nbytes for v in weights.values()) + sum(
+        v.nbytes for _, v in tree_flatten(optimizer_state) if isinstance(v, mx.array))
+    return write_checkpoint(run_dir, step, write, need_bytes=need)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, mx.array], dict[str, mx.array], dict[str, Any]]:

@@ -1,11 +1,16 @@
 """Peak-memory estimate for an MLX training run (printed before training; ``--plan`` prints and exits).
 
-Counts: weights as stored; trainable parameters x (weight + gradient + accumulated gradient +
-optimizer moments); activations kept for the backward pass per layer; the logits and their gradient.
-Activation bytes per token per layer use a constant measured on llama-style blocks (fp32):
-roughly 9 x hidden + 3 x intermediate values, plus the attention scores heads x L (calibrated on the demo:
-SmolLM2-135M LoRA, batch 8 x 191 tokens, estimate 2.6 GB vs 2.55 GB measured). Logits are counted only at
-supervised positions, since the loss computes them nowhere else.
+Counts, in bytes: the weights as stored; each trainable parameter ``TRAINABLE_COPIES`` more times (its
+gradient, the accumulated gradient, the optimizer's moments, less what MLX frees between them); per token
+and per transformer layer the activations kept for the backward pass, ``ACT_HIDDEN x hidden + ACT_INTER x
+intermediate + ACT_SCORES x heads x row length`` fp32 values; and at the supervised positions only (the
+loss computes logits nowhere else) ``LOGIT_COPIES`` fp32 copies of the vocabulary-wide logits. A batch is
+``batch_size`` rows of the longest row's length (every row padded to it).
+
+The constants are least-squares fits of ``mx.get_peak_memory()`` after two training steps, LoRA and full
+fine-tuning, rows of 128 and 512 tokens, 10% and 60% supervised, two llama shapes (hidden 256/384);
+every fitted case is within 11% (``tests/backends/test_mlx_memory.py`` holds the estimate to +-25% of
+the measured peak). Grad checkpointing keeps one hidden state per layer and one layer's activations.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from mlx.utils import tree_flatten
 from mlxsft.config import Config
 
 OPT_SLOTS = {"adamw": 2, "adam": 2, "sgd": 1, "adafactor": 1, "muon": 1}
+# fitted on MLX 0.32 (CPU); see the module docstring
+ACT_HIDDEN, ACT_INTER, ACT_SCORES = 8.0, 5.83, 2.19
+LOGIT_COPIES = 3.57
+TRAINABLE_COPIES = 3.8  # with AdamW's two moments; other optimizers keep fewer (OPT_SLOTS)
 
 
 @dataclass
@@ -34,21 +43,22 @@ class MemoryPlan:
 
 def estimate(model: nn.Module, cfg: Config, max_tokens_per_batch: int, vocab_size: int,
              supervised_fraction: float = 1.0) -> MemoryPlan:
+    """The plan for micro-batches of ``max_tokens_per_batch`` tokens (batch_size x the longest row)."""
     weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-    slots = 3 + OPT_SLOTS.get(cfg.optim.optimizer, 2)
+    copies = TRAINABLE_COPIES - 2 + OPT_SLOTS.get(cfg.optim.optimizer, 2)
     args = getattr(model, "args", None)
     hidden = getattr(args, "hidden_size", 512)
     inter = getattr(args, "intermediate_size", 4 * hidden)
     heads = getattr(args, "num_attention_heads", 8)
     n_layers = len(model.layers)
     tokens = max_tokens_per_batch
-    seq = cfg.data.max_seq_len
-    per_layer = tokens * (9 * hidden + 3 * inter + heads * min(seq, tokens)) * 4
+    row = min(cfg.data.max_seq_len, max(1, tokens // max(cfg.train.batch_size, 1)))
+    per_layer = tokens * (ACT_HIDDEN * hidden + ACT_INTER * inter + ACT_SCORES * heads * row) * 4
     if cfg.train.grad_checkpoint:
         activations = tokens * hidden * 4 * n_layers + per_layer
     else:
         activations = per_layer * n_layers
-    logits = tokens * max(supervised_fraction, 0.05) * vocab_size * 4 * 3
+    logits = tokens * min(max(supervised_fraction, 0.05), 1.0) * vocab_size * 4 * LOGIT_COPIES
     gb = 1e9
-    return MemoryPlan(weights / gb, trainable * 4 * slots / gb, activations / gb, logits / gb)
+    return MemoryPlan(weights / gb, trainable * 4 * copies / gb, activations / gb, logits / gb)

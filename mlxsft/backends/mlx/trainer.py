@@ -17,7 +17,6 @@ import math
 
 import time
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,13 +26,16 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
-from mlxsft.backends.loop import Interrupt, MicroBatches, TrainResult, TrainState, pad_id
+from mlxsft.backends.loop import Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id
 from mlxsft.backends.mlx import checkpoint as ckpt
 from mlxsft.backends.mlx.adapters import trainable_parameters
+from mlxsft.backends.mlx.distributed import MLXWorld
 from mlxsft.backends.mlx.loss import split_head, supervised_selection, token_nll
+from mlxsft.backends.mlx.validation import split_nll
 from mlxsft.backends.mlx.optim import build_optimizer
 from mlxsft.config import Config
-from mlxsft.data.batching import Batch, collate, plan_batches
+from mlxsft.data.batching import Batch, plan_batches
+from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog
 
@@ -78,8 +80,9 @@ def enable_grad_checkpoint(model: nn.Module) -> None:
 
 class MLXTrainer:
     def __init__(self, cfg: Config, model: nn.Module, tokenizer: Any, run_dir: Path,
-                 adapter_cfg: dict, callback: Optional[Callback] = None):
+                 adapter_cfg: dict, callback: Optional[Callback] = None, *, world: Optional[MLXWorld] = None):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        self.world = world or MLXWorld()  # mlx.launch: this process's share of each step (mlxsft/distributed.py)
         self.run_dir = Path(run_dir)
         self.adapter_cfg = adapter_cfg
         self.callback = callback or (lambda event, payload: None)
@@ -123,15 +126,20 @@ class MLXTrainer:
 
         return run
 
-    def _optimizer_step(self, optimizer: optim.Optimizer, grads: Any) -> float:
+    def _optimizer_step(self, optimizer: optim.Optimizer, grads: Any,
+                        allow: Callable[[float], bool] = lambda norm: True) -> tuple[float, bool]:
+        """Clip and apply the gradients unless ``allow(grad_norm)`` says no (a NaN/inf step): (norm, applied)."""
         max_norm = self.cfg.optim.max_grad_norm
         if max_norm > 0:
             grads, norm = optim.clip_grad_norm(grads, max_norm)
         else:
             norm = mx.sqrt(sum((g.astype(mx.float32) ** 2).sum() for _, g in tree_flatten(grads)))
+        norm = float(norm)  # known before the update, so a non-finite step never reaches the weights
+        if not allow(norm):
+            return norm, False
         optimizer.update(self.model, grads)
-        mx.eval(self.model.trainable_parameters(), optimizer.state, norm)
-        return float(norm)
+        mx.eval(self.model.trainable_parameters(), optimizer.state)
+        return norm, True
 
     # ----------------------------------------------------------------- eval
     def evaluate(self, split: Any) -> tuple[float, int]:
@@ -141,18 +149,13 @@ class MLXTrainer:
                             max_seq_len=d.max_seq_len, pack=d.pack, seed=0, epoch=0, shuffle=False)
         if t.eval_batches:
             plan = plan[: t.eval_batches]
-        total, count = 0.0, 0
-        for b in plan:
-            batch = collate(split.examples, b, self.pad_id)
-            seg = mx.array(batch.segment_ids) if d.pack else None
-            select = tuple(mx.array(a) for a in supervised_selection(batch.loss_mask))
-            s, n = token_nll(self.model, mx.array(batch.input_ids), mx.array(batch.loss_mask), seg, select)
-            mx.eval(s, n)
-            total, count = total + float(s), count + int(n)
+        total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=d.pack)
         return (total / count if count else float("nan")), count
 
     # ----------------------------------------------------------------- checkpoints
-    def _save(self, st: TrainState, optimizer: optim.Optimizer) -> Path:
+    def _save(self, st: TrainState, optimizer: optim.Optimizer) -> Optional[Path]:
+        if not self.world.is_main:  # rank 0 alone writes the run folder
+            return None
         weights = trainable_parameters(self.model)
         path = ckpt.save_checkpoint(self.run_dir, st.step, weights, optimizer.state, asdict(st), self.adapter_cfg)
         ckpt.write_adapter_files(self.run_dir, weights, self.adapter_cfg)
@@ -183,7 +186,8 @@ class MLXTrainer:
         optimizer = build_optimizer(cfg.optim, total)
         mx.random.seed(t.seed)
         st = self._resume(optimizer) if resume else TrainState(config_hash=cfg.hash())
-        metrics = MetricsLog(self.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
+        metrics = (MetricsLog(self.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
+                   if self.world.is_main else NoMetrics())
         if not resume:
             optimizer.init(self.model.trainable_parameters())
         if t.grad_checkpoint:
@@ -198,36 +202,36 @@ class MLXTrainer:
         losses: list[float] = []
         started = time.perf_counter() - st.elapsed_s
         tok_per_sec = 0.0
+        guard = NonFiniteGuard(t.skip_nonfinite, self.run_dir, self.callback)
         with Interrupt() as stop:
-            while st.step < total and not stop.requested:
+            while st.step < total and not stop.agreed(self.world):
                 micro = [batches.next(st) for _ in range(t.grad_accum)]
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
                 if n_sup == 0:  # every row in these batches lost its targets; skip without an update
                     continue
                 # RNG (dropout) is a function of (seed, step): a resumed run draws what an uninterrupted one would
                 mx.random.seed(t.seed * 1_000_003 + st.step)
-                inv_n = mx.array(1.0 / n_sup, dtype=mx.float32)
+                inv_n = mx.array(self.world.grad_scale / n_sup, dtype=mx.float32)  # n_sup: all ranks' tokens
                 grads, nll_total = None, 0.0
                 for b in micro:
-                    nll_sum, g = step_fn(b, inv_n)
+                    nll_sum, g = step_fn(self.world.shard(b), inv_n)
                     grads = g if grads is None else tree_map(mx.add, grads, g)
                     mx.eval(grads, nll_sum)
                     nll_total += float(nll_sum)
                     tokens = int((b.segment_ids > 0).sum())
                     st.trained_tokens += tokens
                     window_tokens += tokens
+                grads, nll_total = self.world.average(grads), self.world.sum(nll_total)  # all ranks: the global step
                 loss = nll_total / n_sup
-                if not math.isfinite(loss):
-                    raise RunError(f"step {st.step + 1}: loss is {loss} (not finite)",
-                                   hint="lower --learning-rate or check the data; the last checkpoint is intact")
                 lr = float(optimizer.learning_rate)
-                grad_norm = self._optimizer_step(optimizer, grads)
+                grad_norm, applied = self._optimizer_step(optimizer, grads, lambda norm: guard.allows(st, loss, norm))
                 st.step += 1
-                losses.append(loss)
-                st.last_train_loss = loss
+                if applied:
+                    losses.append(loss)
+                    st.last_train_loss = loss
                 st.elapsed_s = time.perf_counter() - started
 
-                if st.step % max(t.report_every, 1) == 0 or st.step == total or st.step == 1:
+                if losses and (st.step % max(t.report_every, 1) == 0 or st.step == total or st.step == 1):
                     now = time.perf_counter()
                     tok_per_sec = window_tokens / max(now - window_start, 1e-9)
                     window_tokens, window_start = 0, now
@@ -242,7 +246,8 @@ class MLXTrainer:
 
                 last = st.step == total
                 if valid is not None and valid.examples and ((t.eval_every and st.step % t.eval_every == 0) or last):
-                    stopped_early = self._eval_and_track(st, valid, metrics, n_micro, total)
+                    stopped_early = self.world.any(self.world.evaluates  # rank 0 evaluates, every rank stops
+                                                   and self._eval_and_track(st, valid, metrics, n_micro, total))
                 if (t.save_every and st.step % t.save_every == 0) or last or stopped_early:
                     self._save(st, optimizer)
                 if stopped_early:

@@ -25,16 +25,26 @@ class TorchBackend:
             raise ConfigError("quantize: the torch backend trains unquantised weights",
                               hint="use --backend mlx for QLoRA, or drop --quantize")
         from mlxsft.backends.torch.device import pick_device
+        from mlxsft.backends.torch.distributed import check_fsdp, place, torch_world
 
-        self.cfg, self.emit = cfg, emit
+        check_fsdp(cfg)
+        self.world = torch_world(cfg.train.device, fsdp=cfg.train.fsdp)  # several processes under torchrun
+        self.cfg, self.emit = cfg, emit if self.world.is_main else (lambda event, payload: None)
         self.device = pick_device(getattr(cfg.train, "device", "auto"), cfg.model.dtype)
+        place(self.world, self.device)
         for note in self.device.notes:
             emit("message", {"text": note})
 
     def _load(self) -> tuple[Any, Any, Any]:
+        import dataclasses
+
+        import torch
+
         from mlxsft.backends.torch.model import load_model
 
-        return load_model(self.cfg.model.model, self.device, trust_remote_code=self.cfg.model.trust_remote_code)
+        # FSDP: load on the CPU; each block moves to the GPU as it is sharded, so no GPU holds the whole model
+        plan = dataclasses.replace(self.device, device=torch.device("cpu")) if self.world.sharded else self.device
+        return load_model(self.cfg.model.model, plan, trust_remote_code=self.cfg.model.trust_remote_code)
 
     def load(self) -> Loaded:
         from mlxsft.backends.torch.generate import wrap_tokenizer
@@ -63,7 +73,11 @@ class TorchBackend:
         from mlxsft.backends.torch.memory import estimate
 
         vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.hf_tokenizer))
-        return estimate(loaded.model, self.cfg, batch_tokens, vocab)
+        plan = estimate(loaded.model, self.cfg, batch_tokens, vocab)
+        if self.world.sharded:  # each process keeps 1/N of the weights, gradients and optimizer state
+            plan.weights_gb /= self.world.size
+            plan.trainable_gb /= self.world.size
+        return plan
 
     def memory_bytes(self) -> int:
         from mlxsft.backends.torch.device import device_memory_bytes
@@ -81,7 +95,8 @@ class TorchBackend:
     def trainer(self, loaded: Loaded, run_dir: Path) -> Any:
         from mlxsft.backends.torch.trainer import TorchTrainer
 
-        return TorchTrainer(self.cfg, loaded.model, loaded.hf_tokenizer, run_dir, self.device, self.emit)
+        return TorchTrainer(self.cfg, loaded.model, loaded.hf_tokenizer, run_dir, self.device, self.emit,
+                            world=self.world)
 
     def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]:
         """Greedy answers of the base and the tuned model. With a peft adapter the base is the same

@@ -66,17 +66,20 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.mps.set_rng_state(state["mps"])
 
 
-def save_checkpoint(run_dir: Path, step: int, weights: dict[str, Any], optimizer: Any, scheduler: Any,
-                    state: dict[str, Any]) -> Path:
+def save_checkpoint(run_dir: Path, step: int, weights: dict[str, Any], optimizer_state: dict[str, Any],
+                    scheduler: Any, state: dict[str, Any]) -> Path:
+    """``optimizer_state``: ``optimizer.state_dict()`` (gathered to full tensors when FSDP sharded it)."""
     import torch
 
     def write(tmp: Path) -> None:
         save_tensors(tmp / TRAINABLE, weights)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+        torch.save({"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state()},
                    tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
 
-    return write_checkpoint(run_dir, step, write)
+    # the checkpoint (weights, then about twice that for Adam's moments), then the weights again (write_model_files)
+    weight_bytes = sum(v.numel() * v.element_size() for v in weights.values())
+    return write_checkpoint(run_dir, step, write, need_bytes=4 * weight_bytes)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -31,7 +31,7 @@ def _from_pretrained(source: Any, dtype: Any, trust_remote_code: bool) -> Any:
     if cfg_file.is_file() and "quantization" in json.loads(cfg_file.read_text()):
         raise ModelError(f"{path}: an MLX-quantised model cannot be loaded by torch",
                          hint="use its unquantised HF original, or --backend mlx")
-    return AutoModelForCausalLM.from_pretrained(str(path), **kw)
+    return AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, **kw)  # never a pickled .bin
 
 
 def load_model(spec: str, plan: Any, *, trust_remote_code: bool = False) -> tuple[Any, Any, Any]:

@@ -22,14 +22,17 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from mlxsft.backends.loop import Interrupt, MicroBatches, TrainResult, TrainState, pad_id
+from mlxsft.backends.loop import Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id
 from mlxsft.backends.torch import checkpoint as ckpt
 from mlxsft.backends.torch.adapters import trainable_state
 from mlxsft.backends.torch.device import DevicePlan, autocast, peak_memory_gb, reset_peak_memory
+from mlxsft.backends.torch.distributed import TorchWorld
 from mlxsft.backends.torch.loss import token_nll
 from mlxsft.backends.torch.optim import build_optimizer
+from mlxsft.backends.torch.validation import batch_tensors, split_nll
 from mlxsft.config import Config
-from mlxsft.data.batching import Batch, collate, plan_batches
+from mlxsft.data.batching import Batch, plan_batches
+from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog
 
@@ -38,8 +41,10 @@ Callback = Callable[[str, dict], None]
 
 class TorchTrainer:
     def __init__(self, cfg: Config, model: Any, tokenizer: Any, run_dir: Path, plan: DevicePlan,
-                 callback: Optional[Callback] = None):
+                 callback: Optional[Callback] = None, *, world: Optional[TorchWorld] = None):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        self.world = world or TorchWorld()  # torchrun: this process's share of each step (mlxsft/distributed.py)
+        self.train_model = model  # what forward/backward run through: the model, or its DDP wrapper
         self.run_dir = Path(run_dir)
         self.plan = plan
         self.callback = callback or (lambda event, payload: None)
@@ -47,23 +52,21 @@ class TorchTrainer:
 
     # ----------------------------------------------------------------- step
     def _tensors(self, batch: Batch) -> tuple[Any, Any, Any]:
-        import torch
-
-        dev = self.plan.device
-        ids = torch.from_numpy(np.asarray(batch.input_ids, dtype=np.int64)).to(dev)
-        mask = torch.from_numpy(np.asarray(batch.loss_mask, dtype=np.float32)).to(dev)
-        seg = torch.from_numpy(np.asarray(batch.segment_ids, dtype=np.int64)).to(dev) if self.cfg.data.pack else None
-        return ids, mask, seg
+        return batch_tensors(batch, self.plan.device, self.cfg.data.pack)
 
     def _micro_step(self, batch: Batch, inv_n: float) -> float:
         """Forward + backward of one micro-batch; gradients accumulate in ``.grad``. Returns its NLL sum."""
         ids, mask, seg = self._tensors(batch)
         with autocast(self.plan):
-            nll_sum, _ = token_nll(self.model, ids, mask, seg)
+            nll_sum, _ = token_nll(self.train_model, ids, mask, seg)
         (nll_sum * inv_n).backward()
         return float(nll_sum.detach())
 
-    def _optimizer_step(self, optimizer: Any, scheduler: Any, params: list) -> float:
+    def _optimizer_step(self, optimizer: Any, scheduler: Any, params: list,
+                        allow: Callable[[float], bool] = lambda norm: True) -> tuple[float, bool]:
+        """Clip and apply the gradients unless ``allow(grad_norm)`` says no (a NaN/inf step): (norm, applied).
+
+        A skipped step advances neither the optimizer nor the schedule, as in the MLX loop."""
         import torch
 
         max_norm = self.cfg.optim.max_grad_norm
@@ -72,36 +75,33 @@ class TorchTrainer:
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         else:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-        optimizer.step()
-        scheduler.step()
+        norm = float(norm)
+        applied = allow(norm)
+        if applied:
+            optimizer.step()
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(norm)
+        return norm, applied
 
     # ----------------------------------------------------------------- eval
     def evaluate(self, split: Any) -> tuple[float, int]:
         """(mean NLL per supervised token, supervised tokens) over a split, same masks as training."""
-        import torch
-
         t, d = self.cfg.train, self.cfg.data
         plan = plan_batches([len(e.input_ids) for e in split.examples], t.batch_size,
                             max_seq_len=d.max_seq_len, pack=d.pack, seed=0, epoch=0, shuffle=False)
         if t.eval_batches:
             plan = plan[: t.eval_batches]
-        total, count = 0.0, 0
-        self.model.eval()
-        try:
-            with torch.no_grad(), autocast(self.plan):
-                for b in plan:
-                    s, n = token_nll(self.model, *self._tensors(collate(split.examples, b, self.pad_id)))
-                    total, count = total + float(s), count + int(n)
-        finally:
-            self.model.train()
+        total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=d.pack,
+                                 autocast=lambda: autocast(self.plan))
         return (total / count if count else float("nan")), count
 
     # ----------------------------------------------------------------- checkpoints
-    def _save(self, st: TrainState, optimizer: Any, scheduler: Any) -> Path:
-        weights = trainable_state(self.model)
-        path = ckpt.save_checkpoint(self.run_dir, st.step, weights, optimizer, scheduler, asdict(st))
+    def _save(self, st: TrainState, optimizer: Any, scheduler: Any) -> Optional[Path]:
+        weights = self.world.full_state(trainable_state(self.model))  # FSDP: every rank gathers, rank 0 keeps
+        optimizer_state = self.world.optimizer_state(optimizer)
+        if not self.world.is_main:  # rank 0 alone writes the run folder
+            return None
+        path = ckpt.save_checkpoint(self.run_dir, st.step, weights, optimizer_state, scheduler, asdict(st))
         ckpt.write_model_files(self.run_dir, self.model, weights)
         self.callback("checkpoint", {"step": st.step, "path": str(path)})
         return path
@@ -119,8 +119,8 @@ class TorchTrainer:
                            hint="resume with the run's own config.yaml")
         with torch.no_grad():
             for name, p in params.items():
-                p.copy_(weights[name])
-        optimizer.load_state_dict(opt["optimizer"])
+                p.copy_(self.world.local(weights[name], p))
+        self.world.load_optimizer_state(optimizer, opt["optimizer"])
         scheduler.load_state_dict(opt["scheduler"])
         ckpt.restore_rng(opt["rng"])
         known = set(TrainState.__dataclass_fields__)
@@ -133,11 +133,13 @@ class TorchTrainer:
         cfg, t = self.cfg, self.cfg.train
         batches = MicroBatches(train.examples, cfg, self.pad_id)
         n_micro, total = batches.per_epoch, batches.total_steps()
+        self.train_model = self.world.wrap(self.model)  # DDP, or FSDP shards: before the optimizer sees parameters
         params = list(trainable_state(self.model).values())
         optimizer, scheduler = build_optimizer(cfg.optim, params, total)
         torch.manual_seed(t.seed)  # dropout stream; a resume restores the saved one
         st = self._resume(optimizer, scheduler) if resume else TrainState(config_hash=cfg.hash())
-        metrics = MetricsLog(self.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
+        metrics = (MetricsLog(self.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
+                   if self.world.is_main else NoMetrics())
         if t.grad_checkpoint:
             # non-reentrant checkpointing needs no input grads, so frozen embeddings (LoRA) are fine
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -150,30 +152,32 @@ class TorchTrainer:
         window_tokens, window_start = 0, time.perf_counter()
         losses: list[float] = []
         started = time.perf_counter() - st.elapsed_s
-        with Interrupt() as stop:
-            while st.step < total and not stop.requested:
+        guard = NonFiniteGuard(t.skip_nonfinite, self.run_dir, self.callback)
+        with Interrupt(self.world.signal_relay_s) as stop:
+            while st.step < total and not stop.agreed(self.world):
                 micro = [batches.next(st) for _ in range(t.grad_accum)]
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
                 if n_sup == 0:  # every row in these batches lost its targets; skip without an update
                     continue
                 nll_total = 0.0
-                for b in micro:
-                    nll_total += self._micro_step(b, 1.0 / n_sup)
+                for i, b in enumerate(micro):
+                    with self.world.no_sync(i < len(micro) - 1):  # DDP: one all-reduce per step; n_sup: global
+                        nll_total += self._micro_step(self.world.shard(b), self.world.grad_scale / n_sup)
                     tokens = int((b.segment_ids > 0).sum())
                     st.trained_tokens += tokens
                     window_tokens += tokens
+                nll_total = self.world.sum(nll_total)  # all ranks: the global step's loss
                 loss = nll_total / n_sup
-                if not math.isfinite(loss):
-                    raise RunError(f"step {st.step + 1}: loss is {loss} (not finite)",
-                                   hint="lower --learning-rate or check the data; the last checkpoint is intact")
                 lr = float(optimizer.param_groups[0]["lr"])
-                grad_norm = self._optimizer_step(optimizer, scheduler, params)
+                grad_norm, applied = self._optimizer_step(optimizer, scheduler, params,
+                                                          lambda norm: guard.allows(st, loss, norm))
                 st.step += 1
-                losses.append(loss)
-                st.last_train_loss = loss
+                if applied:
+                    losses.append(loss)
+                    st.last_train_loss = loss
                 st.elapsed_s = time.perf_counter() - started
 
-                if st.step % max(t.report_every, 1) == 0 or st.step == total or st.step == 1:
+                if losses and (st.step % max(t.report_every, 1) == 0 or st.step == total or st.step == 1):
                     now = time.perf_counter()
                     tok_per_sec = window_tokens / max(now - window_start, 1e-9)
                     window_tokens, window_start = 0, now
@@ -188,7 +192,8 @@ class TorchTrainer:
 
                 last = st.step == total
                 if valid is not None and valid.examples and ((t.eval_every and st.step % t.eval_every == 0) or last):
-                    stopped_early = self._eval_and_track(st, valid, metrics, n_micro, total)
+                    stopped_early = self.world.any(self.world.evaluates  # rank 0 (FSDP: all) evaluates
+                                                   and self._eval_and_track(st, valid, metrics, n_micro, total))
                 if (t.save_every and st.step % t.save_every == 0) or last or stopped_early:
                     self._save(st, optimizer, scheduler)
                 if stopped_early:
@@ -215,7 +220,9 @@ class TorchTrainer:
         improved = st.best_val is None or val_loss < st.best_val
         if improved:
             st.best_val, st.best_step, st.bad_evals = val_loss, st.step, 0
-            ckpt.write_model_files(self.run_dir / "best", self.model, trainable_state(self.model))
+            best = self.world.full_state(trainable_state(self.model))
+            if self.world.is_main:
+                ckpt.write_model_files(self.run_dir / "best", self.model, best)
         else:
             st.bad_evals += 1
         record = {"step": st.step, "epoch": round(st.epoch + st.cursor / max(n_micro, 1), 4),
