@@ -20,8 +20,9 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from mlxsft.errors import RunError
 
@@ -88,32 +89,53 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool = False) -> Path:
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool = False, locked: bool = False) -> Path:
     """Create (or reopen, when resuming) a run folder; refuse to clobber someone else's files.
 
     A folder another training holds (its ``.lock``) is refused before anything in it is touched, so
-    ``--overwrite`` or ``--resume`` can never delete files under a running training.
+    ``--overwrite`` or ``--resume`` can never delete files under a running training. ``locked``: the
+    caller holds the folder's ``RunLock`` already (``claim_run_dir``), which closes the gap between
+    checking the lock and taking it.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: --out exists and is not a folder")
-    if out.is_dir():
+    if out.is_dir() and not locked:
         RunLock(out).probe()
-    if out.is_dir() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise RunError(f"{out}: run folder is not empty",
-                           hint="use --resume to continue it, --overwrite to replace it, or another --out")
-        shutil.rmtree(out)
     if resume and not (out / "checkpoints" / "latest").is_file():
         hint = None
         if (out / "config.yaml").is_file():
             hint = (f"it stopped before its first checkpoint; start it again with "
                     f"`mlxsft train --config {out / 'config.yaml'} --out {out} --overwrite`")
         raise RunError(f"{out}: nothing to resume (no checkpoints/latest)", hint=hint)
+    entries = [p for p in out.iterdir() if p.name != ".lock"] if out.is_dir() else []
+    if entries and not resume:
+        if not overwrite:
+            raise RunError(f"{out}: run folder is not empty",
+                           hint="use --resume to continue it, --overwrite to replace it, or another --out")
+        for p in entries:  # everything but the lock file, which a claiming caller holds open
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     if resume:
         remove_partial_files(out)
     return out
+
+
+@contextmanager
+def claim_run_dir(out: Path, *, resume: bool, overwrite: bool = False) -> Iterator[Path]:
+    """Lock the run folder, then prepare it (``prepare_run_dir``) and hold the lock until the block ends.
+
+    Two trainings started at the same instant cannot both pass: the lock is taken before anything is
+    checked or deleted.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: --out exists and is not a folder")
+    if resume and not (out / "checkpoints" / "latest").is_file():
+        prepare_run_dir(out, resume=True)  # raises the "nothing to resume" error without creating anything
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        yield prepare_run_dir(out, resume=resume, overwrite=overwrite, locked=True)
 
 
 PARTIAL = (".*.tmp-*", ".tmp-*", ".peft-*")  # atomic_write_*, checkpoint folders, PEFT scratch folders

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 from mlxsft.config import Config, load_config
 from mlxsft.errors import ConfigError, MlxsftError, RunError
-from mlxsft.runs import RunLock, atomic_write_text, default_run_dir, prepare_run_dir
+from mlxsft.runs import atomic_write_text, claim_run_dir, default_run_dir
 
 Callback = Callable[[str, dict], None]
 
@@ -104,9 +104,8 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                        hint="lower --batch-size or --max-seq-len, use --grad-checkpoint, or pass --force")
     backend.before_training()
 
-    if world.is_main:  # rank 0 alone writes the run folder; the other ranks only read it, to resume
-        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    with RunLock(run_dir) if world.is_main else nullcontext():
+    # rank 0 alone locks and writes the run folder; the other ranks only read it, to resume
+    with claim_run_dir(run_dir, resume=resume, overwrite=overwrite) if world.is_main else nullcontext():
         if world.is_main and not resume:
             cfg.save(run_dir / "config.yaml")
             atomic_write_text(run_dir / "chat_template.jinja", template)

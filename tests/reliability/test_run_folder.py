@@ -75,6 +75,28 @@ def test_the_lock_is_held_per_folder_and_released_on_exit(tmp_path):
     assert not (out / "x").exists()
 
 
+
+def test_claiming_locks_before_it_checks_or_deletes(tmp_path):
+    from mlxsft.runs import claim_run_dir
+
+    out = tmp_path / "run"
+    with claim_run_dir(out, resume=False) as claimed:
+        assert claimed == out and (out / ".lock").is_file()
+        (out / "config.yaml").write_text("x")
+        with pytest.raises(RunError, match="another training"):  # a second start, even with --overwrite
+            with claim_run_dir(out, resume=False, overwrite=True):
+                pass
+        assert (out / "config.yaml").read_text() == "x"  # nothing of the running one was touched
+    with pytest.raises(RunError, match="not empty"):
+        with claim_run_dir(out, resume=False):
+            pass
+    with claim_run_dir(out, resume=False, overwrite=True):
+        assert [p.name for p in out.iterdir()] == [".lock"]  # replaced, the lock file kept
+    with pytest.raises(RunError, match="nothing to resume"):
+        with claim_run_dir(tmp_path / "never", resume=True):
+            pass
+    assert not (tmp_path / "never").exists()
+
 def _checkpoint(run_dir: Path, step: int, size: int = 1000) -> Path:
     def write(tmp: Path) -> None:
         (tmp / "state.json").write_text(f'{{"step": {step}}}')
