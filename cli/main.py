@@ -24,6 +24,7 @@ COMMANDS = {
     "data": "mlxsft.cli.data:data",
     "chat": "mlxsft.cli.chat:chat",
     "eval": "mlxsft.cli.eval:eval_command",
+    "export": "mlxsft.cli.export:export",
 }
 
 

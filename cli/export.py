@@ -1,0 +1,51 @@
+"""``mlxsft export``: fuse a run's adapters into its base and write the model where its users run it.
+
+    mlxsft export --run runs/sft-20261129-0712 --format mlx --out exports/sft-mlx [--quantize 4]
+    mlxsft export --run runs/sft-20261129-0712 --format hf --out exports/sft-hf --dtype bfloat16
+    mlxsft export --run runs/sft-20261129-0712 --format gguf --out exports/sft-gguf --gguf-type q8_0
+    ollama create sft -f exports/sft-gguf/Modelfile
+
+MLX and torch runs alike; ``--run`` may also be a run's ``best/``. Every export holds a model card (README.md);
+GGUF exports an Ollama ``Modelfile`` too. ``--out`` is written all at once: on any error it is left as it was.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mlxsft.export.gguf_format import GGUF_TYPES
+from mlxsft.export.pipeline import DTYPES, FORMATS
+
+
+@click.command(context_settings={"max_content_width": 110})
+@click.option("--run", "-r", "run", required=True, type=click.Path(), metavar="RUN",
+              help="Run folder (a run's best/ or an MLX checkpoints/step-… folder also works).")
+@click.option("--format", "-f", "fmt", required=True, type=click.Choice(FORMATS),
+              help="mlx: mlx-lm / LM Studio folder; hf: transformers folder; gguf: llama.cpp / Ollama file.")
+@click.option("--out", "-o", required=True, type=click.Path(), metavar="DIR",
+              help="Output folder; must be new or empty unless --overwrite (written atomically).")
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
+              help="mlx/hf: weight dtype [default: the dtype the run trained in].")
+@click.option("--quantize", "-q", type=click.Choice(["4", "8"]), default=None,
+              help="mlx: quantize the fused model to 4 or 8 bits (QLoRA runs export de-quantized without it).")
+@click.option("--group-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True,
+              help="mlx: quantization group size.")
+@click.option("--gguf-type", type=click.Choice(GGUF_TYPES), default="f16", show_default=True,
+              help="gguf: tensor type of the weight matrices (norms stay f32).")
+@click.option("--model", "-m", default=None, metavar="SPEC",
+              help="Base model, when not the one the run names (e.g. it moved).")
+@click.option("--name", default=None, help="Model name in file names and metadata [default: the run folder's name].")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out, once the new export is complete.")
+def export(run: str, fmt: str, out: str, dtype: str | None, quantize: str | None, group_size: str,
+           gguf_type: str, model: str | None, name: str | None, overwrite: bool) -> None:
+    """Fuse a run's adapters into its base model and write it as an MLX, Hugging Face or GGUF model, with a
+    model card, the run's chat template and its end-of-turn stop tokens."""
+    from mlxsft.cli.ui.export import export_progress, print_export
+    from mlxsft.export import ExportOptions, export_run
+
+    opts = ExportOptions(run=run, format=fmt, out=out, dtype=dtype, quantize=int(quantize) if quantize else None,
+                         group_size=int(group_size), gguf_type=gguf_type, model=model, name=name,
+                         overwrite=overwrite)
+    with export_progress(f"export {fmt}") as progress:
+        result = export_run(opts, progress)
+    print_export(result)

@@ -1,0 +1,50 @@
+"""Rendering for ``mlxsft export``: progress while it fuses and writes, then what was written and how to use it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable
+
+from rich.markup import escape
+from rich.table import Table
+
+from mlxsft.cli.ui import console, print_warning
+from mlxsft.cli.ui.models import conversion_progress
+
+if TYPE_CHECKING:
+    from mlxsft.export import ExportResult
+
+
+@contextmanager
+def export_progress(title: str) -> Iterator[Callable[[str, float], None]]:
+    with conversion_progress(title) as progress:  # the same (stage, fraction) bar as `mlxsft convert`
+        yield progress
+
+
+def print_export(result: "ExportResult") -> None:
+    run = result.run
+    table = Table.grid(padding=(0, 2))
+    table.add_row("[bold]export[/]", escape(str(result.out)))
+    table.add_row("format", result.format)
+    table.add_row("from", escape(f"{run.weights_dir} ({run.backend}, {run.method}) on {run.base_model}"))
+    table.add_row("precision", escape(result.precision))
+    stops = result.stops
+    eot = f"{stops.eot_text!r}" if stops.eot_text else "none"
+    table.add_row("stops", escape(f"end of turn {eot}, token ids {', '.join(map(str, stops.ids)) or 'none'}"))
+    table.add_row("files", escape(", ".join(result.files)))
+    table.add_row("size", f"{result.size_bytes / 2**20:.1f} MiB")
+    console.print(table)
+    for w in result.warnings:
+        print_warning(w)
+    console.print(f"[dim]try:[/] {escape(_try(result))}", soft_wrap=True)
+
+
+def _try(result: "ExportResult") -> str:
+    out = str(result.out)
+    if result.format == "mlx":
+        return f"mlx_lm.generate --model {out} --prompt 'Hello'"
+    if result.format == "hf":
+        return f"mlxsft chat --model {out}"
+    gguf = next((f for f in result.files if f.endswith(".gguf")), "model.gguf")
+    return f"ollama create {result.name.lower()} -f {out}/Modelfile   (or: llama-cli -m {out}/{gguf} -cnv)"

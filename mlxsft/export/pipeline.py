@@ -1,0 +1,255 @@
+"""``mlxsft export`` as a library call: read the run, fuse, write one format, add the model card, all or nothing.
+
+    from mlxsft.export import ExportOptions, export_run
+    result = export_run(ExportOptions(run="runs/sft-…", format="gguf", out="exports/my-gguf", gguf_type="q8_0"))
+    result.files     # ['README.md', 'Modelfile', 'sft-…-q8_0.gguf']
+
+Order of work: options and the run folder are checked first (milliseconds), then ``--out`` (never the run or
+the base model), then for GGUF whether the base architecture can be written at all — all before the model is
+loaded. The export is built in a hidden temporary folder beside ``--out`` and renamed into place at the end,
+so a failure or Ctrl-C leaves ``--out`` as it was (absent, empty, or with ``--overwrite`` the old export).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from mlxsft.errors import ConfigError, ModelError, RunError
+from mlxsft.export.run import RunInfo, read_run
+from mlxsft.export.stops import Stops
+
+Progress = Callable[[str, float], None]
+FORMATS = ("mlx", "hf", "gguf")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass
+class ExportOptions:
+    run: str
+    format: str
+    out: str
+    dtype: Optional[str] = None  # mlx / hf; default: the dtype the run trained in
+    quantize: Optional[int] = None  # mlx only: 4 or 8 bits after fusing
+    group_size: int = 64
+    gguf_type: str = "f16"  # gguf only: f16 | q8_0 | f32
+    model: Optional[str] = None  # base model, instead of the one the run names
+    name: Optional[str] = None  # model name in file names and metadata; default: the run folder's name
+    overwrite: bool = False
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    format: str
+    name: str  # the model name in file names and metadata
+    run: RunInfo
+    stops: Stops
+    precision: str
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+
+
+def export_run(opts: ExportOptions, progress: Optional[Progress] = None) -> ExportResult:
+    from mlxsft.export.fuse import fuse_run
+    from mlxsft.export.stops import eos_ids_of, find_stops
+
+    report = progress or (lambda stage, frac: None)
+    check_options(opts)
+    run = read_run(opts.run, opts.model)
+    out = Path(opts.out).expanduser().absolute()
+    check_out(out, run, overwrite=opts.overwrite)
+    if opts.format == "gguf":
+        precheck_gguf(run)
+
+    fused = fuse_run(run, _span(report, 0.0, 0.5))
+    template = run.template or _tokenizer_template(fused.hf_tokenizer)
+    stops = find_stops(fused.hf_tokenizer, template, run.template_kwargs, eos_ids_of(fused.generation_config))
+    name = _safe_name(opts.name or run.name)
+    dtype = opts.dtype or (run.config.model.dtype if run.config else "float32")
+    result = ExportResult(out=out, format=opts.format, name=name, run=run, stops=stops,
+                          precision=_precision(opts, dtype))
+    if not stops.eot_is_token:
+        result.warnings.append(f"the end of turn '{stops.eot_text}' is not a single token: runtimes that stop only "
+                               "at token ids (mlx-lm, llama.cpp) stop at EOS; transformers' stop_strings and the "
+                               "Ollama stop parameter stop at the text")
+
+    with staged_dir(out, overwrite=opts.overwrite) as tmp:
+        scratch = tmp / ".scratch"
+        scratch.mkdir()
+        write = _span(report, 0.5, 0.95)
+        write(f"writing {opts.format}", 0.0)
+        if opts.format == "hf":
+            from mlxsft.export.hf_format import write_hf
+
+            write_hf(fused, tmp, dtype=dtype, template=template, stops=stops)
+        elif opts.format == "mlx":
+            from mlxsft.export.mlx_format import write_mlx_folder
+
+            write_mlx_folder(fused, tmp, dtype=dtype, quantize=opts.quantize, group_size=opts.group_size,
+                             template=template, stops=stops, scratch=scratch)
+        else:
+            result.warnings += _write_gguf_export(fused, run, tmp, scratch, opts, name, template, stops, write)
+        shutil.rmtree(scratch)
+        _write_card(run, fused, tmp, opts, result)
+        result.files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        result.size_bytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+    report("done", 1.0)
+    return result
+
+
+def check_options(opts: ExportOptions) -> None:
+    if opts.format not in FORMATS:
+        raise ConfigError(f"format: '{opts.format}' is not one of {', '.join(FORMATS)}")
+    if opts.dtype is not None and opts.dtype not in DTYPES:
+        raise ConfigError(f"dtype: '{opts.dtype}' is not one of {', '.join(DTYPES)}")
+    if opts.quantize is not None:
+        if opts.format != "mlx":
+            raise ConfigError("--quantize applies to --format mlx; GGUF uses --gguf-type f16|q8_0")
+        if opts.quantize not in (4, 8):
+            raise ConfigError(f"quantize: {opts.quantize} bits is not supported (use 4 or 8)")
+    if opts.group_size not in (32, 64, 128):
+        raise ConfigError(f"group size {opts.group_size} is not supported (use 32, 64 or 128)")
+    from mlxsft.export.gguf_format import GGUF_TYPES
+
+    if opts.format == "gguf":
+        if opts.dtype is not None:
+            raise ConfigError("--dtype applies to --format mlx and hf; GGUF uses --gguf-type f16|q8_0|f32")
+        if opts.gguf_type not in GGUF_TYPES:
+            raise ConfigError(f"gguf type '{opts.gguf_type}' is not one of {', '.join(GGUF_TYPES)}")
+    elif opts.gguf_type != "f16":
+        raise ConfigError("--gguf-type applies to --format gguf")
+
+
+def check_out(out: Path, run: RunInfo, *, overwrite: bool) -> None:
+    """``--out`` must be new or empty (or, with --overwrite, an old export), and never hold the run or the base."""
+    from mlxsft.export.card import MARKER
+    from mlxsft.models import resolve_model
+
+    if out.is_file():
+        raise RunError(f"{out}: --out exists and is a file; choose a folder")
+    protected = [run.run_dir.resolve(), run.weights_dir.resolve(), resolve_model(run.base_model).path.resolve()]
+    target = out.resolve()
+    for p in protected:
+        if target == p or target in p.parents:
+            raise RunError(f"{out}: --out would contain {p}; choose a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise RunError(f"{out}: --out is not empty", hint="choose a new folder, or pass --overwrite to replace it")
+        card = out / "README.md"
+        if not (card.is_file() and MARKER in card.read_text(encoding="utf-8", errors="replace")):
+            raise RunError(f"{out}: --overwrite replaces only an earlier mlxsft export, and this folder is not one")
+
+
+def precheck_gguf(run: RunInfo) -> None:
+    """Refuse an architecture GGUF export cannot write before loading anything."""
+    from mlxsft.export.gguf_format import ARCHS, GGUF_TO_MODEL_TYPE, check_gguf_config
+    from mlxsft.models import resolve_model
+    from mlxsft.models.checks import read_config
+
+    source = resolve_model(run.base_model)
+    if source.format == "gguf":
+        from mlxsft.export.gguf_read import read_gguf
+
+        arch = read_gguf(Path(source.path)).architecture or "?"
+        model_type = GGUF_TO_MODEL_TYPE.get(arch, arch)
+        if model_type not in ARCHS:
+            check_gguf_config({"model_type": model_type}, str(source.path))
+        return  # its full config is checked once transformers has read it, before anything is written
+    check_gguf_config(read_config(source.path), str(source.path))
+
+
+def _write_gguf_export(fused: Any, run: RunInfo, tmp: Path, scratch: Path, opts: ExportOptions, name: str,
+                       template: str, stops: Stops, report: Progress) -> list[str]:
+    from mlxsft.export.gguf_format import write_gguf
+    from mlxsft.export.gguf_read import read_gguf
+    from mlxsft.export.hf_format import write_hf
+    from mlxsft.export.modelfile import modelfile
+
+    hf = scratch / "hf"
+    hf.mkdir()
+    write_hf(fused, hf, dtype="float32", template=template, stops=stops)
+    gguf_name = f"{name}-{opts.gguf_type}.gguf"
+    source = fused.source.path if fused.source.format == "gguf" else None
+    warnings = write_gguf(hf, tmp / gguf_name, gguf_type=opts.gguf_type, template=template, stops=stops, name=name,
+                          source_gguf=source, progress=report)
+    summary = read_gguf(tmp / gguf_name)  # read back: a file that does not parse never lands in --out
+    if summary.chat_template != template or summary.tensors == 0:
+        raise ModelError(f"{gguf_name}: the written file does not read back as written")
+    text, more = modelfile(gguf_name, fused.hf_tokenizer, template, stops, name=name,
+                           template_kwargs=run.template_kwargs)
+    (tmp / "Modelfile").write_text(text, encoding="utf-8")
+    return warnings + more
+
+
+def _write_card(run: RunInfo, fused: Any, tmp: Path, opts: ExportOptions, result: ExportResult) -> None:
+    from mlxsft.export.card import CardExport, model_card
+
+    files = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != "README.md") + ["README.md"]
+    card = CardExport(format=opts.format, precision=result.precision, stops=result.stops, files=files,
+                      base_name=getattr(fused.source, "name", "") or "")
+    (tmp / "README.md").write_text(model_card(run, card), encoding="utf-8")
+
+
+@contextmanager
+def staged_dir(final: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A temp folder that becomes ``final`` on success; with ``overwrite`` an old ``final`` is replaced only then."""
+    from mlxsft.models.atomic import atomic_dir
+
+    if not (final.is_dir() and any(final.iterdir())):
+        with atomic_dir(final) as tmp:
+            yield tmp
+        return
+    if not overwrite:
+        raise RunError(f"{final}: --out is not empty", hint="pass --overwrite to replace it")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            os.rename(old, final)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _tokenizer_template(hf_tokenizer: Any) -> str:
+    from mlxsft.data import resolve_chat_template
+
+    return resolve_chat_template(hf_tokenizer, None)
+
+
+def _precision(opts: ExportOptions, dtype: str) -> str:
+    if opts.format == "gguf":
+        return opts.gguf_type
+    if opts.format == "mlx" and opts.quantize:
+        return f"{opts.quantize}-bit (group size {opts.group_size}), {dtype} scales"
+    return dtype
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
+
+
+def _span(report: Progress, lo: float, hi: float) -> Progress:
+    return lambda stage, frac: report(stage, lo + (hi - lo) * max(0.0, min(1.0, frac)))
