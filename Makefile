@@ -23,13 +23,22 @@ OPENBLAS := /usr/lib/$(UNAME_M)-linux-gnu/openblas-pthread/libblas.so.3
 RUN_ENV  := LD_PRELOAD=$(OPENBLAS)
 endif
 
-.PHONY: demo test install openblas clean
+.PHONY: demo test bench reliability install openblas clean
 
 demo: install
 	$(RUN_ENV) $(BIN)/mlxsft train
 
 test: install
 	$(RUN_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# side-by-side benchmark against mlx_lm.lora and TRL (README "Performance"); each contender picks its own BLAS
+bench: install
+	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[torch,dev,curate,bench]"
+	$(BIN)/python -m bench.bench_sft $(BENCH_ARGS)
+
+# kill/resume loop and fuzzing figures (README "Reliability")
+reliability: install
+	$(RUN_ENV) $(BIN)/python bench/reliability.py $(BENCH_ARGS)
 
 install: $(STAMP) openblas
 
