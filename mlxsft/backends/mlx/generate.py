@@ -196,11 +196,12 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: 
 
 def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[dict]], template: str, *,
                            template_kwargs: dict | None = None, max_tokens: int = 128,
-                           batch_size: int = 32) -> list[Answer]:
+                           batch_size: int = 32, sampler: Optional[Callable] = None) -> list[Answer]:
     """Greedy answers to many conversations at once (mlx-lm's BatchGenerator).
 
     On a CPU one decode step costs about the same for 1 or 32 sequences (per-op overhead dominates a
     small model), so the before/after table asks all its questions together: ~20x faster than one by one.
+    ``sampler``: mlx-lm's ``make_sampler(temp, top_p)`` for sampled answers (curation); greedy without.
     """
     from mlx_lm.generate import BatchGenerator
 
@@ -211,7 +212,7 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
     if stop.text:
         stop_seqs.append(hf.encode(stop.text, add_special_tokens=False))
     gen = BatchGenerator(model, stop_tokens=stop_seqs, completion_batch_size=batch_size,
-                         prefill_batch_size=min(8, batch_size))
+                         prefill_batch_size=min(8, batch_size), **({"sampler": sampler} if sampler else {}))
     start = time.perf_counter()
     uids = gen.insert(prompts, [max_tokens] * len(prompts))
     tokens: dict[int, list[int]] = {u: [] for u in uids}

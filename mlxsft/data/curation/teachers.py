@@ -102,41 +102,19 @@ class LocalTeacher:
 
     def complete(self, conversations: list[list[dict]], sampling: Sampling) -> list[Completion]:
         import mlx.core as mx
-        from mlx_lm.generate import BatchGenerator
         from mlx_lm.sample_utils import make_sampler
 
-        from mlxsft.backends.mlx.generate import render_prompt
+        from mlxsft.backends.mlx.generate import generate_answers_batch
 
         if not conversations:
             return []
         if self._seed != sampling.seed:  # seed once: later batches continue the same random stream
             mx.random.seed(sampling.seed)
             self._seed = sampling.seed
-        prompts = [render_prompt(self.hf, msgs, self.template) for msgs in conversations]
-        stop_seqs = [[t] for t in sorted(self.stop.token_ids)]
-        if self.stop.text:
-            stop_seqs.append(self.hf.encode(self.stop.text, add_special_tokens=False))
-        gen = BatchGenerator(self.model, stop_tokens=stop_seqs,
-                             sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p),
-                             completion_batch_size=self.batch_size, prefill_batch_size=min(8, self.batch_size))
-        uids = gen.insert(prompts, [sampling.max_tokens] * len(prompts))
-        tokens: dict[int, list[int]] = {u: [] for u in uids}
-        finish: dict[int, str] = {}
-        try:
-            while responses := gen.next_generated():
-                for r in responses:
-                    tokens[r.uid].append(r.token)
-                    if r.finish_reason is not None:
-                        finish[r.uid] = r.finish_reason
-        finally:
-            gen.close()
-        out = []
-        for uid in uids:
-            raw = self.hf.decode([t for t in tokens[uid] if t not in self.stop.token_ids])
-            text = raw.split(self.stop.text, 1)[0] if self.stop.text else raw
-            out.append(Completion(text=text.strip(), tokens=len(tokens[uid]),
-                                  finish_reason=finish.get(uid, "length")))
-        return out
+        answers = generate_answers_batch(self.model, self.tokenizer, conversations, self.template,
+                                         max_tokens=sampling.max_tokens, batch_size=self.batch_size,
+                                         sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p))
+        return [Completion(text=a.text, tokens=a.tokens, finish_reason=a.finish_reason) for a in answers]
 
     def close(self) -> None:
         self.model = None
