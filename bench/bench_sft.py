@@ -1,7 +1,7 @@
 """One SFT job, four trainers: mlxsft on MLX, mlxsft on torch, ``mlx_lm.lora`` and TRL ``SFTTrainer`` + peft.
 
-    python -m bench.bench_sft                                   # all four, 96 rows, ~15-20 min on 2 CPU cores
-    python -m bench.bench_sft --contenders mlxsft-mlx,mlx-lm --rows 48 --json out.json
+    python -m bench.bench_sft                                   # all four, 32 rows: ~17 min on 2 busy CPU cores
+    python -m bench.bench_sft --contenders mlxsft-mlx,mlx-lm --rows 96 --json out.json
     python -m bench.bench_sft --contenders mlxsft-mlx --option compile=false      # one speed lever at a time
 
 The job (``bench/peers/common.py: Job``): the same weights (mlxsft's unquantised fp32 conversion of the
@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma list of {', '.join(CONTENDERS)}")
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--rows", type=int, default=96, help="training rows (a multiple of --batch-size)")
-    ap.add_argument("--valid-rows", type=int, default=32)
+    ap.add_argument("--rows", type=int, default=32, help="training rows (a multiple of --batch-size)")
+    ap.add_argument("--valid-rows", type=int, default=16)
     ap.add_argument("--max-seq-len", type=int, default=768)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=1)
