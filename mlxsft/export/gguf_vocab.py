@@ -84,7 +84,11 @@ def _special_vocab(writer: Any, hf_dir: Path, vocab_size: int, merges: bool) -> 
 def _sentencepiece(writer: Any, hf_dir: Path, vocab_size: int) -> list[str]:
     import gguf
 
-    vocab = gguf.SentencePieceVocab(hf_dir)
+    return _llama_style(writer, gguf.SentencePieceVocab(hf_dir), hf_dir, vocab_size)
+
+
+def _llama_style(writer: Any, vocab: Any, hf_dir: Path, vocab_size: int) -> list[str]:
+    """tokenizer.ggml.model "llama": token list with scores and types (SentencePiece, or HF BPE with byte fallback)."""
     tokens, scores, types = _padded(vocab.all_tokens(), vocab_size)
     writer.add_tokenizer_model("llama")
     writer.add_tokenizer_pre("default")
@@ -106,15 +110,7 @@ def _is_llama_hf(hf_dir: Path) -> bool:
 def _llama_hf(writer: Any, hf_dir: Path, vocab_size: int) -> list[str]:
     import gguf
 
-    vocab = gguf.LlamaHfVocab(hf_dir)
-    tokens, scores, types = _padded(vocab.all_tokens(), vocab_size)
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    _special_vocab(writer, hf_dir, vocab_size, merges=False)
-    return []
+    return _llama_style(writer, gguf.LlamaHfVocab(hf_dir), hf_dir, vocab_size)
 
 
 def _gpt2(writer: Any, hf_dir: Path, vocab_size: int) -> list[str]:
