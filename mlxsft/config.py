@@ -87,8 +87,11 @@ class TrainConfig:
                            "(FSDP; backend torch, full fine-tuning).")
     epochs: Optional[float] = _f(None, "Train for this many epochs (default 1 unless --iters).")
     iters: Optional[int] = _f(None, "Train for this many optimizer steps (overrides --epochs).")
-    batch_size: int = _f(8, "Rows (or packed sequences) per micro-batch.")
-    grad_accum: int = _f(1, "Micro-batches per optimizer step.")
+    batch_size: int = _f(8, "Rows (or packed sequences) per batch.")
+    grad_accum: int = _f(1, "Batches per optimizer step.")
+    micro_batch_tokens: Optional[int] = _f(None, "Run each batch in pieces of at most this many tokens (rows x "
+                                                 "padded length); the update is unchanged, memory drops (0 = whole "
+                                                 "batches; default: 1024 on a CPU, whole batches on a GPU).")
     grad_checkpoint: bool = _f(False, "Recompute activations in the backward pass to save memory.")
     compile: bool = _f(True, "Compile the training step (mx.compile).")
     seed: int = _f(0, "Random seed (data order, init, dropout).")
@@ -268,6 +271,7 @@ def validate(cfg: Config) -> None:
     checks = [
         (t.batch_size >= 1, "batch_size: must be >= 1"),
         (t.grad_accum >= 1, "grad_accum: must be >= 1"),
+        (t.micro_batch_tokens is None or t.micro_batch_tokens >= 0, "micro_batch_tokens: must be >= 0 (0 = no split)"),
         (t.iters is None or t.iters >= 1, "iters: must be >= 1"),
         (t.epochs is None or t.epochs > 0, "epochs: must be > 0"),
         (o.learning_rate > 0, "learning_rate: must be > 0"),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from mlxsft.config import Config, load_config
+from mlxsft.data.batching import CPU_MICRO_BATCH_TOKENS, micro_batch_shape
 from mlxsft.errors import ConfigError, MlxsftError, RunError
 from mlxsft.runs import atomic_write_text, claim_run_dir, default_run_dir
 
@@ -78,6 +79,8 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                                  f"{cfg.train.batch_size} rows of every micro-batch"})
     run_dir = Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg.train.name)
     cfg.train.out = str(run_dir)
+    if cfg.train.micro_batch_tokens is None:  # recorded in config.yaml, so a resume cuts batches alike
+        cfg.train.micro_batch_tokens = 0 if backend.on_gpu() else CPU_MICRO_BATCH_TOKENS
 
     loaded = backend.load()
     hf_tok = loaded.hf_tokenizer
@@ -92,8 +95,9 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
     backend.make_trainable(loaded)
     trainable, total = backend.count_parameters(loaded.model)
     longest = cfg.data.max_seq_len if cfg.data.pack else max((len(e.input_ids) for e in train.examples), default=1)
-    plan = backend.memory_plan(loaded, cfg.train.batch_size // world.size * min(longest, cfg.data.max_seq_len),
-                               float(train.stats.get("supervised_fraction") or 1.0))
+    rows, length = micro_batch_shape(min(longest, cfg.data.max_seq_len), cfg.train.batch_size // world.size,
+                                     cfg.train.micro_batch_tokens)
+    plan = backend.memory_plan(loaded, rows, length, float(train.stats.get("supervised_fraction") or 1.0))
     machine_gb = backend.memory_bytes() / 1e9
     emit("plan", {"plan": plan, "machine_gb": machine_gb, "trainable": trainable, "total": total,
                   "method": cfg.lora.method, "run_dir": str(run_dir)})

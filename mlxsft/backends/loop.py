@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from mlxsft.config import Config
-from mlxsft.data.batching import Batch, collate, plan_batches
+from mlxsft.data.batching import Batch, collate, plan_batches, split_batch
 from mlxsft.errors import RunError
 
 
@@ -157,14 +157,25 @@ class MicroBatches:
     def per_epoch(self) -> int:
         return len(self.plan(0))
 
-    def next(self, st: TrainState) -> Batch:
+    def step(self, st: TrainState, world_size: int = 1) -> list[Batch]:
+        """The micro-batches of one optimizer step: ``grad_accum`` planned batches, each cut by
+        ``split_batch`` to ``micro_batch_tokens`` per process (the cut is made on the global batch, so every
+        rank of a distributed run runs the same number of passes)."""
+        budget = (self.cfg.train.micro_batch_tokens or 0) * world_size
+        out = []
+        for _ in range(self.cfg.train.grad_accum):
+            entry = self._advance(st)
+            out += [collate(self.examples, part, self.pad_id) for part in split_batch(self.examples, entry, budget)]
+        return out
+
+    def _advance(self, st: TrainState) -> list:
         plan = self.plan(st.epoch)
         if st.cursor >= len(plan):
             st.epoch, st.cursor = st.epoch + 1, 0
             plan = self.plan(st.epoch)
         entry = plan[st.cursor]
         st.cursor += 1
-        return collate(self.examples, entry, self.pad_id)
+        return entry
 
     def total_steps(self) -> int:
         t = self.cfg.train

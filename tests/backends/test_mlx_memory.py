@@ -3,7 +3,7 @@
 A random llama-shaped model not used to fit the plan's constants (hidden 320, 4 layers, vocab 16k: big
 enough that activations and logits, not fixed overheads, make the peak) trains two steps through the real
 trainer; ``mx.get_peak_memory()`` after them must be within 25% of the estimate, for LoRA and full
-fine-tuning at two row lengths.
+fine-tuning at two row lengths, whole batches and batches cut into one-row micro-batches.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from mlxsft.backends.mlx.adapters import make_trainable  # noqa: E402
 from mlxsft.backends.mlx.memory import estimate  # noqa: E402
 from mlxsft.backends.mlx.trainer import MLXTrainer  # noqa: E402
 from mlxsft.config import load_config  # noqa: E402
+from mlxsft.data.batching import micro_batch_shape  # noqa: E402
 from mlxsft.data.records import Example, PreparedSplit  # noqa: E402
 
 SHAPE = dict(hidden_size=320, intermediate_size=896, num_hidden_layers=4, num_attention_heads=5,
@@ -48,17 +49,20 @@ def _rows(length: int) -> list[Example]:
 
 
 @pytest.mark.parametrize("method", ["lora", "full"])
-@pytest.mark.parametrize("length", [128, 384])
-def test_plan_is_within_25_percent_of_the_measured_peak(method, length, tmp_path):
+@pytest.mark.parametrize("length,micro", [(128, 0), (384, 0), (384, 512)])
+def test_plan_is_within_25_percent_of_the_measured_peak(method, length, micro, tmp_path):
     model = _model()
     cfg = load_config(None, {"method": method, "num_layers": -1, "batch_size": BATCH, "max_seq_len": length,
-                             "iters": 2, "eval_every": 0, "save_every": 0, "compare": False})
+                             "micro_batch_tokens": micro, "iters": 2, "eval_every": 0, "save_every": 0,
+                             "compare": False})
     adapter_cfg = make_trainable(model, cfg.lora)
-    plan = estimate(model, cfg, BATCH * length, SHAPE["vocab_size"], SUPERVISED)
+    rows, width = micro_batch_shape(length, BATCH, micro)
+    assert (rows, width) == ((1, length) if micro else (BATCH, length))
+    plan = estimate(model, cfg, rows, width, SHAPE["vocab_size"], SUPERVISED)
     trainer = MLXTrainer(cfg, model, types.SimpleNamespace(pad_token_id=0), tmp_path, adapter_cfg)
     result = trainer.fit(PreparedSplit(_rows(length), {}, ""))
     assert result.steps == 2
     measured = result.peak_memory_gb
     assert plan.activations_gb > plan.weights_gb  # the case is not dominated by fixed overheads
-    print(f"{method} rows of {length}: plan {plan.total_gb:.3f} GB, measured {measured:.3f} GB")
+    print(f"{method} rows of {length}, micro-batch {rows} rows: plan {plan.total_gb:.3f} GB, measured {measured:.3f} GB")
     assert 0.75 <= plan.total_gb / measured <= 1.25, (plan, measured)

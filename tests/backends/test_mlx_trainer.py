@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mlxsft.config import load_config
+from mlxsft.data.batching import CPU_MICRO_BATCH_TOKENS
 from mlxsft.runs import MetricsLog
 from mlxsft.train import run_training
 
@@ -131,6 +132,33 @@ def test_gradient_accumulation_equals_the_big_batch(tiny_llama_dir, data_dir, tm
     assert la == pytest.approx(lb, rel=1e-5)
 
 
+def test_a_batch_cut_into_micro_batches_gives_the_same_step(tiny_llama_dir, data_dir, tmp_path, monkeypatch):
+    """batch 8 in one pass, or cut by ``micro_batch_tokens`` into passes of a few rows: the same update."""
+    import mlxsft.backends.loop as loop_mod
+
+    shapes: list[tuple[int, int]] = []
+    real_collate = loop_mod.collate
+
+    def spy(examples, plan, pad_id):
+        batch = real_collate(examples, plan, pad_id)
+        shapes.append(batch.input_ids.shape)
+        return batch
+
+    monkeypatch.setattr(loop_mod, "collate", spy)
+    common = dict(iters=1, batch_size=8, optimizer="sgd", learning_rate=0.5, max_grad_norm=0)
+    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "a", micro_batch_tokens=0, **common))
+    assert len(shapes) == 1 and shapes[0][0] == 8
+    shapes.clear()
+    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "b", micro_batch_tokens=100, **common))
+    assert len(shapes) >= 3 and sum(s[0] for s in shapes) == 8 and all(r * n <= 100 for r, n in shapes)
+    a, b = weights_of(tmp_path / "a"), weights_of(tmp_path / "b")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-5)
+    la = MetricsLog(tmp_path / "a" / "metrics.jsonl").read()[0]["train_loss"]
+    lb = MetricsLog(tmp_path / "b" / "metrics.jsonl").read()[0]["train_loss"]
+    assert la == pytest.approx(lb, rel=1e-5)
+
+
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_llama_dir, data_dir, tmp_path):
     common = dict(iters=8, batch_size=2, save_every=2, learning_rate=3e-3, lr_schedule="cosine", warmup=2,
                   dropout=0.1)
@@ -171,9 +199,11 @@ def test_run_folder_outputs_and_metrics_schema(tiny_llama_dir, data_dir, tmp_pat
         assert r["learning_rate"] > 0 and r["tokens_per_sec"] > 0 and r["trained_tokens"] > 0
         assert r["peak_memory_gb"] > 0 and r["grad_norm"] >= 0
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
-    # the resolved config reloads to the same job
+    # the resolved config reloads to the same job; the unset micro-batch size is recorded as the one used (CPU)
     again = load_config(run / "config.yaml")
-    assert again.hash() == make_cfg(tiny_llama_dir, data_dir, run, iters=4, eval_every=2, save_every=2).hash()
+    assert again.train.micro_batch_tokens == CPU_MICRO_BATCH_TOKENS
+    assert again.hash() == make_cfg(tiny_llama_dir, data_dir, run, iters=4, eval_every=2, save_every=2,
+                                    micro_batch_tokens=CPU_MICRO_BATCH_TOKENS).hash()
 
 
 def test_adapters_load_in_mlx_lm(tiny_llama_dir, data_dir, tmp_path):

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from mlxsft.config import load_config  # noqa: E402
+from mlxsft.data.batching import CPU_MICRO_BATCH_TOKENS  # noqa: E402
 from mlxsft.runs import MetricsLog  # noqa: E402
 
 ROWS = [
@@ -145,6 +146,31 @@ def test_gradient_accumulation_equals_the_big_batch(tiny_llama_dir, data_dir, tm
     assert train_losses(tmp_path / "a")[0] == pytest.approx(train_losses(tmp_path / "b")[0], rel=1e-5)
 
 
+def test_a_batch_cut_into_micro_batches_gives_the_same_step(tiny_llama_dir, data_dir, tmp_path, monkeypatch):
+    """batch 8 in one pass, or cut by ``micro_batch_tokens`` into passes of a few rows: the same update."""
+    import mlxsft.backends.loop as loop_mod
+
+    shapes: list[tuple[int, int]] = []
+    real_collate = loop_mod.collate
+
+    def spy(examples, plan, pad_id):
+        batch = real_collate(examples, plan, pad_id)
+        shapes.append(batch.input_ids.shape)
+        return batch
+
+    monkeypatch.setattr(loop_mod, "collate", spy)
+    common = dict(iters=1, batch_size=8, optimizer="sgd", learning_rate=0.5, max_grad_norm=0, momentum=0.0)
+    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "a", micro_batch_tokens=0, **common))
+    assert len(shapes) == 1 and shapes[0][0] == 8
+    shapes.clear()
+    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "b", micro_batch_tokens=100, **common))
+    assert len(shapes) >= 3 and sum(s[0] for s in shapes) == 8 and all(r * n <= 100 for r, n in shapes)
+    a, b = run_weights(tmp_path / "a"), run_weights(tmp_path / "b")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-5)
+    assert train_losses(tmp_path / "a")[0] == pytest.approx(train_losses(tmp_path / "b")[0], rel=1e-5)
+
+
 @pytest.mark.parametrize("over", [dict(pack=True, batch_size=8), dict(grad_checkpoint=True, batch_size=8)],
                          ids=["packed", "grad-checkpoint"])
 def test_packing_and_checkpointing_leave_the_step_unchanged(tiny_llama_dir, data_dir, tmp_path, over, monkeypatch):
@@ -217,7 +243,9 @@ def test_run_folder_outputs_and_metrics_schema(tiny_llama_dir, data_dir, tmp_pat
         assert r["peak_memory_gb"] > 0 and r["grad_norm"] >= 0
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
     again = load_config(run / "config.yaml")
-    assert again.hash() == make_cfg(tiny_llama_dir, data_dir, run, iters=4, eval_every=2, save_every=2).hash()
+    assert again.train.micro_batch_tokens == CPU_MICRO_BATCH_TOKENS  # unset: the CPU's, recorded for a resume
+    assert again.hash() == make_cfg(tiny_llama_dir, data_dir, run, iters=4, eval_every=2, save_every=2,
+                                    micro_batch_tokens=CPU_MICRO_BATCH_TOKENS).hash()
 
 
 def test_peft_loads_the_run_adapter(tiny_llama_dir, data_dir, tmp_path):

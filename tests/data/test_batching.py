@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mlxsft.data import Example, collate, padding_fraction, plan_batches
+from mlxsft.data.batching import micro_batch_shape, split_batch
 
 
 def examples_of(lengths, seed=0) -> list[Example]:
@@ -115,3 +116,32 @@ def test_a_packed_batch_gives_each_row_the_loss_it_has_alone():
                 # the first token of a packed row is never a target predicted from the previous row
                 first = np.argmax(batch.segment_ids[b] == k)
                 assert batch.loss_mask[b, first] == 0
+
+
+@pytest.mark.parametrize("pack", [False, True])
+@pytest.mark.parametrize("budget", [1, 300, 1024, 4096])
+def test_split_batch_keeps_every_sequence_once_within_the_token_budget(pack, budget):
+    ex = examples_of(LENGTHS[:256])
+    lengths = [len(e.input_ids) for e in ex]
+    for batch in plan_batches(lengths, 8, max_seq_len=512, pack=pack, seed=0, epoch=0):
+        parts = split_batch(ex, batch, budget)
+        assert sorted(map(tuple, (s for p in parts for s in p))) == sorted(map(tuple, batch))
+        for part in parts:
+            cells = collate(ex, part, pad_id=0).input_ids.size
+            # within budget, or one sequence alone that is longer than the budget by itself
+            assert cells <= budget or len(part) == 1, (budget, cells, len(part))
+        # greedy, longest first: a part could not have taken the next part's first (longest) sequence
+        for a, b in zip(parts, parts[1:]):
+            width = collate(ex, a, pad_id=0).input_ids.shape[1]
+            assert (len(a) + 1) * width > budget
+
+
+def test_split_batch_without_budget_or_with_room_keeps_the_batch_whole():
+    ex = examples_of([100, 200, 300, 50])
+    batch = [[0], [1], [2], [3]]
+    assert split_batch(ex, batch, 0) == [batch]
+    assert split_batch(ex, batch, 4 * 304) == [[[2], [1], [0], [3]]]  # longest first, one micro-batch
+    assert split_batch(ex, batch, 304) == [[[2]], [[1]], [[0], [3]]]  # 2 x 200-wide = 400 > 304; 2 x 104 fits
+    assert micro_batch_shape(300, 4, 0) == (4, 304)
+    assert micro_batch_shape(300, 4, 1000) == (3, 304)
+    assert micro_batch_shape(300, 4, 100) == (1, 304)  # a row longer than the budget still runs, alone

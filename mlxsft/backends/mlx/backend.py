@@ -57,11 +57,16 @@ class MLXBackend:
 
         return count_parameters(model)
 
-    def memory_plan(self, loaded: Loaded, batch_tokens: int, supervised_fraction: float) -> Any:
+    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float) -> Any:
         from mlxsft.backends.mlx.memory import estimate
 
         vocab = int(getattr(getattr(loaded.model, "args", None), "vocab_size", 0) or len(loaded.hf_tokenizer))
-        return estimate(loaded.model, self.cfg, batch_tokens, vocab, supervised_fraction)
+        return estimate(loaded.model, self.cfg, rows, length, vocab, supervised_fraction)
+
+    def on_gpu(self) -> bool:
+        import mlx.core as mx
+
+        return mx.default_device().type != mx.DeviceType.cpu
 
     def memory_bytes(self) -> int:
         from mlxsft.platform import total_memory_bytes

@@ -4,8 +4,9 @@ Counts, in bytes: the weights as stored; each trainable parameter ``TRAINABLE_CO
 gradient, the accumulated gradient, the optimizer's moments, less what MLX frees between them); per token
 and per transformer layer the activations kept for the backward pass, ``ACT_HIDDEN x hidden + ACT_INTER x
 intermediate + ACT_SCORES x heads x row length`` fp32 values; and at the supervised positions only (the
-loss computes logits nowhere else) ``LOGIT_COPIES`` fp32 copies of the vocabulary-wide logits. A batch is
-``batch_size`` rows of the longest row's length (every row padded to it).
+loss computes logits nowhere else) ``LOGIT_COPIES`` fp32 copies of the vocabulary-wide logits. The biggest
+micro-batch is ``rows`` rows of ``length`` tokens (``mlxsft.data.batching.micro_batch_shape``: the whole batch
+padded to the longest row, or as many longest rows as ``micro_batch_tokens`` holds).
 
 The constants are least-squares fits of ``mx.get_peak_memory()`` after two training steps (LoRA and full
 fine-tuning, rows of 128 and 512 tokens, 10% and 60% supervised, two llama shapes with hidden 256/384),
@@ -44,9 +45,9 @@ class MemoryPlan:
         return self.weights_gb + self.trainable_gb + self.activations_gb + self.logits_gb
 
 
-def estimate(model: nn.Module, cfg: Config, max_tokens_per_batch: int, vocab_size: int,
+def estimate(model: nn.Module, cfg: Config, rows: int, length: int, vocab_size: int,
              supervised_fraction: float = 1.0) -> MemoryPlan:
-    """The plan for micro-batches of ``max_tokens_per_batch`` tokens (batch_size x the longest row)."""
+    """The plan for micro-batches of ``rows`` rows of ``length`` tokens."""
     weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     copies = TRAINABLE_COPIES - 2 + OPT_SLOTS.get(cfg.optim.optimizer, 2)
@@ -57,8 +58,7 @@ def estimate(model: nn.Module, cfg: Config, max_tokens_per_batch: int, vocab_siz
     n_layers = len(model.layers)
     if cfg.lora.num_layers >= 0:  # MLX keeps no activations below the lowest trained layer (no backward there)
         n_layers = min(n_layers, cfg.lora.num_layers)
-    tokens = max_tokens_per_batch
-    row = min(cfg.data.max_seq_len, max(1, tokens // max(cfg.train.batch_size, 1)))
+    tokens, row = rows * length, length
     per_layer = tokens * (ACT_HIDDEN * hidden + ACT_INTER * inter + ACT_SCORES * heads * row) * 4
     if cfg.train.grad_checkpoint:
         activations = tokens * hidden * 4 * n_layers + per_layer

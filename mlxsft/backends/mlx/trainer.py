@@ -34,7 +34,7 @@ from mlxsft.backends.mlx.loss import split_head, supervised_selection, token_nll
 from mlxsft.backends.mlx.validation import split_nll
 from mlxsft.backends.mlx.optim import build_optimizer
 from mlxsft.config import Config
-from mlxsft.data.batching import Batch, plan_batches
+from mlxsft.data.batching import Batch, plan_batches, split_batch
 from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog
@@ -149,6 +149,7 @@ class MLXTrainer:
                             max_seq_len=d.max_seq_len, pack=d.pack, seed=0, epoch=0, shuffle=False)
         if t.eval_batches:
             plan = plan[: t.eval_batches]
+        plan = [part for entry in plan for part in split_batch(split.examples, entry, t.micro_batch_tokens)]
         total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=d.pack)
         return (total / count if count else float("nan")), count
 
@@ -205,7 +206,7 @@ class MLXTrainer:
         guard = NonFiniteGuard(t.skip_nonfinite, self.run_dir, self.callback)
         with Interrupt() as stop:
             while st.step < total and not stop.agreed(self.world):
-                micro = [batches.next(st) for _ in range(t.grad_accum)]
+                micro = batches.step(st, self.world.size)
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
                 if n_sup == 0:  # every row in these batches lost its targets; skip without an update
                     continue

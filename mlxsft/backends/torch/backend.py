@@ -69,15 +69,18 @@ class TorchBackend:
 
         return count_parameters(model)
 
-    def memory_plan(self, loaded: Loaded, batch_tokens: int, supervised_fraction: float) -> Any:
+    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float) -> Any:
         from mlxsft.backends.torch.memory import estimate
 
         vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.hf_tokenizer))
-        plan = estimate(loaded.model, self.cfg, batch_tokens, vocab)
+        plan = estimate(loaded.model, self.cfg, rows, length, vocab)
         if self.world.sharded:  # each process keeps 1/N of the weights, gradients and optimizer state
             plan.weights_gb /= self.world.size
             plan.trainable_gb /= self.world.size
         return plan
+
+    def on_gpu(self) -> bool:
+        return self.device.device.type != "cpu"
 
     def memory_bytes(self) -> int:
         from mlxsft.backends.torch.device import device_memory_bytes

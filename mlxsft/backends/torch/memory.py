@@ -27,7 +27,8 @@ class MemoryPlan:
         return self.weights_gb + self.trainable_gb + self.activations_gb + self.logits_gb
 
 
-def estimate(model: Any, cfg: Config, max_tokens_per_batch: int, vocab_size: int) -> MemoryPlan:
+def estimate(model: Any, cfg: Config, rows: int, length: int, vocab_size: int) -> MemoryPlan:
+    """The plan for micro-batches of ``rows`` rows of ``length`` tokens."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     slots = 2 + OPT_SLOTS.get(cfg.optim.optimizer, 2)  # weight, grad (accumulated in place), moments
@@ -37,8 +38,8 @@ def estimate(model: Any, cfg: Config, max_tokens_per_batch: int, vocab_size: int
     heads = getattr(mc, "num_attention_heads", 8)
     n_layers = getattr(mc, "num_hidden_layers", 1)
     act_bytes = 2 if cfg.model.dtype != "float32" else 4
-    tokens, seq = max_tokens_per_batch, cfg.data.max_seq_len
-    per_layer = tokens * (18 * hidden + 6 * inter + heads * min(seq, tokens)) * act_bytes
+    tokens = rows * length
+    per_layer = tokens * (18 * hidden + 6 * inter + heads * length) * act_bytes
     if cfg.train.grad_checkpoint:
         activations = tokens * hidden * act_bytes * n_layers + per_layer
     else:

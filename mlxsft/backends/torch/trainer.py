@@ -31,7 +31,7 @@ from mlxsft.backends.torch.loss import token_nll
 from mlxsft.backends.torch.optim import build_optimizer
 from mlxsft.backends.torch.validation import batch_tensors, split_nll
 from mlxsft.config import Config
-from mlxsft.data.batching import Batch, plan_batches
+from mlxsft.data.batching import Batch, plan_batches, split_batch
 from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog
@@ -91,6 +91,7 @@ class TorchTrainer:
                             max_seq_len=d.max_seq_len, pack=d.pack, seed=0, epoch=0, shuffle=False)
         if t.eval_batches:
             plan = plan[: t.eval_batches]
+        plan = [part for entry in plan for part in split_batch(split.examples, entry, t.micro_batch_tokens)]
         total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=d.pack,
                                  autocast=lambda: autocast(self.plan))
         return (total / count if count else float("nan")), count
@@ -155,7 +156,7 @@ class TorchTrainer:
         guard = NonFiniteGuard(t.skip_nonfinite, self.run_dir, self.callback)
         with Interrupt(self.world.signal_relay_s) as stop:
             while st.step < total and not stop.agreed(self.world):
-                micro = [batches.next(st) for _ in range(t.grad_accum)]
+                micro = batches.step(st, self.world.size)
                 n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
                 if n_sup == 0:  # every row in these batches lost its targets; skip without an update
                     continue
