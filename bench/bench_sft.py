@@ -1,6 +1,6 @@
 """One SFT job, four trainers: mlxsft on MLX, mlxsft on torch, ``mlx_lm.lora`` and TRL ``SFTTrainer`` + peft.
 
-    python -m bench.bench_sft                                   # all four, 32 rows: ~17 min on 2 busy CPU cores
+    python -m bench.bench_sft                                   # all four, 32 rows: ~8 min on 2 quiet CPU cores
     python -m bench.bench_sft --contenders mlxsft-mlx,mlx-lm --rows 96 --json out.json
     python -m bench.bench_sft --contenders mlxsft-mlx --option compile=false      # one speed lever at a time
 

@@ -7,6 +7,8 @@ assistant turn, completion = that turn), so TRL's default ``completion_only_loss
 mlx-lm's ``mask_prompt`` and mlxsft's ``train_on: last`` do. LoRA ``r``/``lora_alpha`` on ``all-linear``,
 AdamW (torch) without weight decay, cosine decay, clipping at 1.0 (TRL's default, as mlxsft), TRL's
 defaults elsewhere (random batches padded to their longest row, full-vocabulary logits).
+``--option trl:micro_batch_size=2`` runs passes of 2 rows with ``gradient_accumulation_steps`` making up the
+job's batch (TRL's own lever, for a fair comparison with mlxsft's micro-batches).
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ def main(job_path: str, result_path: str) -> None:
     rows = [json.loads(line) for line in (Path(job.train_dir) / "train.jsonl").read_text().splitlines() if line]
     data = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows])
     tokenizer = AutoTokenizer.from_pretrained(job.model)
+    options = dict(job.options)
+    micro = int(options.pop("micro_batch_size", job.batch_size))  # rows per pass; accumulate to the job's batch
     config = SFTConfig(
-        output_dir=job.out, per_device_train_batch_size=job.batch_size, gradient_accumulation_steps=1,
+        output_dir=job.out, per_device_train_batch_size=micro,
+        gradient_accumulation_steps=max(1, job.batch_size // micro),
         num_train_epochs=job.epochs, learning_rate=job.learning_rate, lr_scheduler_type="cosine",
         warmup_steps=job.warmup_steps, weight_decay=0.0, max_grad_norm=1.0, max_length=job.max_seq_len,
         optim="adamw_torch", logging_steps=5, save_strategy="no", eval_strategy="no", report_to="none",
-        seed=job.seed, data_seed=job.seed, use_cpu=True, bf16=False, fp16=False, **job.options)
+        seed=job.seed, data_seed=job.seed, use_cpu=True, bf16=False, fp16=False, **options)
     peft_config = LoraConfig(r=job.rank, lora_alpha=job.alpha, lora_dropout=0.0, target_modules="all-linear",
                              task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=job.model, args=config, train_dataset=data, processing_class=tokenizer,

@@ -86,7 +86,9 @@ class TrainView:
                     f"({100 * p['trainable'] / max(p['total'], 1):.2f}%)")
         self._print(f"memory estimate: {plan.total_gb:.2f} GB (weights {plan.weights_gb:.2f}, "
                     f"trainable+optimizer {plan.trainable_gb:.2f}, activations {plan.activations_gb:.2f}, "
-                    f"logits {plan.logits_gb:.2f}) of {self.machine_gb:.1f} GB")
+                    f"logits {plan.logits_gb:.2f}"
+                    + (f", runtime {plan.runtime_gb:.2f}" if getattr(plan, "runtime_gb", 0) else "")
+                    + f") of {self.machine_gb:.1f} GB")
         self._print(f"run folder: {p['run_dir']}")
 
     def _on_start(self, p: dict) -> None:

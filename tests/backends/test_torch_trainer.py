@@ -303,3 +303,23 @@ def test_an_mlx_folder_loads_in_torch_with_the_same_outputs(tiny_llama_dir):
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(input_ids=ids).logits, ref(input_ids=ids).logits)
     assert tok.pad_token_id is not None or tok.eos_token_id is not None
+
+
+def test_memory_plan_follows_micro_batches_trained_layers_and_the_supervised_share(tiny_llama_dir, tmp_path):
+    """The torch plan (``--plan``): activations scale with the biggest micro-batch and the trained layers only,
+    logits with the supervised share, and a CPU run counts the runtime's resident memory."""
+    long_rows = [(q * 6, a * 6) for q, a in ROWS]  # ~100-token rows, so a small budget cuts the batch
+    data = write_data(tmp_path / "data", long_rows)
+
+    def plan(**over):
+        cfg = make_cfg(tiny_llama_dir, data, tmp_path / "p", batch_size=8, max_seq_len=256, **over)
+        return train(cfg, plan_only=True).plan
+
+    whole, cut = plan(micro_batch_tokens=0), plan(micro_batch_tokens=128)
+    assert cut.activations_gb < whole.activations_gb / 4 and cut.logits_gb < whole.logits_gb / 4
+    assert cut.weights_gb == whole.weights_gb and cut.trainable_gb == whole.trainable_gb
+    assert whole.runtime_gb > 0 and whole.total_gb > whole.weights_gb + whole.activations_gb
+    one_layer = plan(micro_batch_tokens=0, num_layers=1)
+    assert one_layer.activations_gb == pytest.approx(whole.activations_gb / 2)  # tiny llama: 2 layers
+    full = plan(micro_batch_tokens=0, method="full")
+    assert full.activations_gb == pytest.approx(whole.activations_gb) and full.trainable_gb > 4 * whole.trainable_gb

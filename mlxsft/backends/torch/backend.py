@@ -73,7 +73,8 @@ class TorchBackend:
         from mlxsft.backends.torch.memory import estimate
 
         vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.hf_tokenizer))
-        plan = estimate(loaded.model, self.cfg, rows, length, vocab)
+        plan = estimate(loaded.model, self.cfg, rows, length, vocab, supervised_fraction, on_cpu=not self.on_gpu(),
+                        selective_logits=self.world.size == 1)  # distributed runs compute every position's logits
         if self.world.sharded:  # each process keeps 1/N of the weights, gradients and optimizer state
             plan.weights_gb /= self.world.size
             plan.trainable_gb /= self.world.size
