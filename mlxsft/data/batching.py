@@ -17,7 +17,7 @@ activations of ``batch_size`` of them at once. Each micro-batch is padded to its
 trainers sum the micro-batches' gradients of ``sum_nll / N`` (N: the step's supervised tokens), so the update
 is the one the whole batch would give. Why it pays on a CPU: the activations of 8 rows of 670 tokens in
 SmolLM2-135M are ~12 GB, streamed through memory several times per step; in ~1-2k-token micro-batches they
-stay small, and the same LoRA step ran ~2x faster at a third of the memory (README "Performance").
+stay small, and the same LoRA step ran ~2x faster at a quarter of the memory (README "Performance").
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from mlxsft.data.records import Example
 BUCKET_BATCHES = 32  # batches per length bucket: more = less padding, less = more randomness in batch makeup
 # micro_batch_tokens when the config leaves it unset and training runs on a CPU. Measured on SmolLM2-135M LoRA,
 # batch 8 of 37-670-token rows, 2 x86 cores (bench/bench_sft.py): 512 -> 49.9 s, 1024 -> 47.9 s, 2048 -> 57.3 s,
-# whole batches -> 98.6 s on MLX (torch: 33.2 / 33.3 / 38.0 / 57.2 s). A GPU runs whole batches (0): it wants
-# big matrices, and its memory is not streamed through a small cache the way a CPU's is.
+# whole batches -> 98.6 s on MLX (torch: 33.2 / 33.3 / 38.0 / 57.2 s). A GPU runs whole batches (0), as before:
+# its throughput grows with matrix size, and no GPU was at hand to measure a budget for it.
 CPU_MICRO_BATCH_TOKENS = 1024
 
 

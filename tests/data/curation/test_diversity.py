@@ -104,7 +104,9 @@ def test_tfidf_vectors_are_unit_length_and_deterministic():
     v = e1.embed(texts + [""])
     assert v.shape == (51, 256) and np.allclose(np.linalg.norm(v[:50], axis=1), 1, atol=1e-5)
     assert not v[50].any()  # an empty prompt has no features
-    assert np.array_equal(v[:50], e2.embed(texts))
+    assert np.array_equal(e1.embed(texts), e2.embed(texts))  # same fit, same input: the same bits
+    # another batch around the same prompts: the BLAS may block a 51-row product differently (last-bit changes)
+    np.testing.assert_allclose(v[:50], e2.embed(texts), atol=1e-6)
     # same-template prompts are closer than prompts from different families
     assert v[0] @ v[1] > 0.3 and v[0] @ v[35] < 0.15
 
