@@ -135,36 +135,16 @@ def test_dora_trains(tiny_llama_dir, data_dir, tmp_path):
     assert any("lora_magnitude_vector" in k for k in run_weights(tmp_path / "run"))
 
 
-def test_gradient_accumulation_equals_the_big_batch(tiny_llama_dir, data_dir, tmp_path):
-    # one optimizer step over all 8 rows: batch 8, or 4 x accumulate 2 (different padding, same tokens)
+@pytest.mark.parametrize("cut", [dict(batch_size=4, grad_accum=2), dict(micro_batch_tokens=100)],
+                         ids=["accumulate-2-batches", "micro-batches"])
+def test_a_cut_batch_gives_the_same_step_as_the_whole(tiny_llama_dir, data_dir, tmp_path, collated_shapes, cut):
+    """One SGD step over all 8 rows, whole or cut (as in the MLX trainer's test): the same update."""
     common = dict(iters=1, optimizer="sgd", learning_rate=0.5, max_grad_norm=0, momentum=0.0)
-    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "a", batch_size=8, **common))
-    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "b", batch_size=4, grad_accum=2, **common))
-    a, b = run_weights(tmp_path / "a"), run_weights(tmp_path / "b")
-    for k in a:
-        np.testing.assert_allclose(a[k], b[k], atol=1e-5)
-    assert train_losses(tmp_path / "a")[0] == pytest.approx(train_losses(tmp_path / "b")[0], rel=1e-5)
-
-
-def test_a_batch_cut_into_micro_batches_gives_the_same_step(tiny_llama_dir, data_dir, tmp_path, monkeypatch):
-    """batch 8 in one pass, or cut by ``micro_batch_tokens`` into passes of a few rows: the same update."""
-    import mlxsft.backends.loop as loop_mod
-
-    shapes: list[tuple[int, int]] = []
-    real_collate = loop_mod.collate
-
-    def spy(examples, plan, pad_id):
-        batch = real_collate(examples, plan, pad_id)
-        shapes.append(batch.input_ids.shape)
-        return batch
-
-    monkeypatch.setattr(loop_mod, "collate", spy)
-    common = dict(iters=1, batch_size=8, optimizer="sgd", learning_rate=0.5, max_grad_norm=0, momentum=0.0)
-    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "a", micro_batch_tokens=0, **common))
-    assert len(shapes) == 1 and shapes[0][0] == 8
-    shapes.clear()
-    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "b", micro_batch_tokens=100, **common))
-    assert len(shapes) >= 3 and sum(s[0] for s in shapes) == 8 and all(r * n <= 100 for r, n in shapes)
+    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "a", batch_size=8, micro_batch_tokens=0, **common))
+    assert [rows for rows, _ in collated_shapes] == [8]
+    collated_shapes.clear()
+    train(make_cfg(tiny_llama_dir, data_dir, tmp_path / "b", **{"batch_size": 8, **cut, **common}))
+    assert sum(rows for rows, _ in collated_shapes) == 8 and len(collated_shapes) >= 2
     a, b = run_weights(tmp_path / "a"), run_weights(tmp_path / "b")
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=1e-5)
