@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from mlxsft.cli.options import config_options, overrides_from
@@ -36,7 +39,12 @@ def train(config_file: str | None, resume: str | None, overwrite: bool, plan_onl
     if launch_rank() > 0:  # started by mlx.launch / torchrun: rank 0 alone shows progress and results
         run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only)
         return
-    with TrainView(cfg) as view:
-        outcome = run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
-                               callback=view.on_event)
+    try:
+        with TrainView(cfg) as view:
+            outcome = run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
+                                   callback=view.on_event)
+    except KeyboardInterrupt:  # a second Ctrl-C in the loop (the first checkpoints and stops), or one before it
+        if not plan_only and cfg.train.out:
+            view.stopped_at_once(Path(cfg.train.out))
+        sys.exit(130)
     view.finish(outcome)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -193,6 +194,23 @@ class TrainView:
             sys.exit(130)
         if r.stopped_early:
             self._print(f"stopped early at step {r.steps} (no better val loss)")
+
+
+    def stopped_at_once(self, run_dir: Path) -> None:
+        """Ctrl-C ended the run at once (a second one in the loop, or one before the loop started), without a
+        final checkpoint: say what is left and how to go on."""
+        from mlxsft.errors import MlxsftError
+        from mlxsft.runs import latest_checkpoint
+
+        try:
+            checkpoint = latest_checkpoint(run_dir)
+        except MlxsftError:
+            print(f"stopped at once by Ctrl-C; {run_dir} has no checkpoint yet, nothing to resume",
+                  file=sys.stderr)
+            return
+        cmd = f"mlxsft train --resume {shlex.quote(str(run_dir))}"
+        print(f"stopped at once by Ctrl-C; the last checkpoint ({checkpoint.name}) is intact, resume with: "
+              f"{cmd}", file=sys.stderr)
 
 
 def render_compare(report: Any) -> None:
