@@ -39,8 +39,9 @@ def train(config_file: str | None, resume: str | None, overwrite: bool, plan_onl
     if launch_rank() > 0:  # started by mlx.launch / torchrun: rank 0 alone shows progress and results
         run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only)
         return
+    view = TrainView(cfg)
     try:
-        with TrainView(cfg) as view:
+        with view:
             outcome = run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
                                    callback=view.on_event)
     except KeyboardInterrupt:  # a second Ctrl-C in the loop (the first checkpoints and stops), or one before it
