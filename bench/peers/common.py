@@ -50,6 +50,14 @@ class Job:
         Path(path).write_text(json.dumps(asdict(self), indent=1))
 
 
+def peer_passes(job: Job) -> tuple[dict, int, int]:
+    """(the other options, rows per pass, passes accumulated per update) for a peer: its whole batch in one pass,
+    or ``--option PEER:micro_batch_size=N`` rows per pass with its own gradient accumulation making up the batch."""
+    options = dict(job.options)
+    rows = int(options.pop("micro_batch_size", job.batch_size))
+    return options, rows, max(1, job.batch_size // rows)
+
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process so far (all its threads)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -19,7 +19,7 @@ import sys
 import types
 from pathlib import Path
 
-from bench.peers.common import Clock, Job, finish, matmul_peak_mlx, val_loss_mlx
+from bench.peers.common import Clock, Job, finish, matmul_peak_mlx, peer_passes, val_loss_mlx
 
 
 def main(job_path: str, result_path: str) -> None:
@@ -32,9 +32,7 @@ def main(job_path: str, result_path: str) -> None:
     from mlx_lm.utils import load
 
     rows = [json.loads(line) for line in (Path(job.train_dir) / "train.jsonl").read_text().splitlines() if line]
-    options = dict(job.options)
-    micro = int(options.pop("micro_batch_size", job.batch_size))  # rows per pass; accumulate to the job's batch
-    accum = max(1, job.batch_size // micro)
+    options, micro, accum = peer_passes(job)
     iters = len(rows) // micro * job.epochs  # mlx-lm counts passes; its optimizer (and schedule) steps per `accum`
     steps = iters // accum
     args = types.SimpleNamespace(**{

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.peers.common import Clock, Job, finish, matmul_peak_torch, val_loss_torch
+from bench.peers.common import Clock, Job, finish, matmul_peak_torch, peer_passes, val_loss_torch
 
 
 def main(job_path: str, result_path: str) -> None:
@@ -31,11 +31,9 @@ def main(job_path: str, result_path: str) -> None:
     rows = [json.loads(line) for line in (Path(job.train_dir) / "train.jsonl").read_text().splitlines() if line]
     data = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows])
     tokenizer = AutoTokenizer.from_pretrained(job.model)
-    options = dict(job.options)
-    micro = int(options.pop("micro_batch_size", job.batch_size))  # rows per pass; accumulate to the job's batch
+    options, micro, accum = peer_passes(job)
     config = SFTConfig(
-        output_dir=job.out, per_device_train_batch_size=micro,
-        gradient_accumulation_steps=max(1, job.batch_size // micro),
+        output_dir=job.out, per_device_train_batch_size=micro, gradient_accumulation_steps=accum,
         num_train_epochs=job.epochs, learning_rate=job.learning_rate, lr_scheduler_type="cosine",
         warmup_steps=job.warmup_steps, weight_decay=0.0, max_grad_norm=1.0, max_length=job.max_seq_len,
         optim="adamw_torch", logging_steps=5, save_strategy="no", eval_strategy="no", report_to="none",

@@ -88,7 +88,7 @@ class TrainView:
         self._print(f"memory estimate: {plan.total_gb:.2f} GB (weights {plan.weights_gb:.2f}, "
                     f"trainable+optimizer {plan.trainable_gb:.2f}, activations {plan.activations_gb:.2f}, "
                     f"logits {plan.logits_gb:.2f}"
-                    + (f", runtime {plan.runtime_gb:.2f}" if getattr(plan, "runtime_gb", 0) else "")
+                    + (f", runtime {plan.runtime_gb:.2f}" if plan.runtime_gb else "")
                     + f") of {self.machine_gb:.1f} GB")
         self._print(f"run folder: {p['run_dir']}")
 
@@ -194,7 +194,6 @@ class TrainView:
             sys.exit(130)
         if r.stopped_early:
             self._print(f"stopped early at step {r.steps} (no better val loss)")
-
 
     def stopped_at_once(self, run_dir: Path) -> None:
         """Ctrl-C ended the run at once (a second one in the loop, or one before the loop started), without a

@@ -23,6 +23,24 @@ Emit = Callable[[str, dict], None]
 BatchAnswerFn = Callable[[list[list[dict]]], list[Any]]  # conversations -> Answers
 
 
+OPT_SLOTS = {"adamw": 2, "adam": 2, "sgd": 1, "adafactor": 1, "muon": 1}  # optimizer state per trainable value
+
+
+@dataclass
+class MemoryPlan:
+    """A backend's peak-memory estimate (``memory_plan``), in GB, as ``mlxsft train --plan`` prints it."""
+
+    weights_gb: float
+    trainable_gb: float  # trainable weights, their gradients and optimizer state
+    activations_gb: float
+    logits_gb: float
+    runtime_gb: float = 0.0  # the framework's own resident memory, where the peak measured is the process's RSS
+
+    @property
+    def total_gb(self) -> float:
+        return self.weights_gb + self.trainable_gb + self.activations_gb + self.logits_gb + self.runtime_gb
+
+
 @dataclass
 class Loaded:
     """A model loaded for training, with what the run folder needs to know about it."""
@@ -45,7 +63,7 @@ class Backend(Protocol):
 
     def count_parameters(self, model: Any) -> tuple[int, int]: ...
 
-    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float) -> Any: ...
+    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float) -> MemoryPlan: ...
 
     def memory_bytes(self) -> int: ...
 

@@ -185,6 +185,17 @@ class MicroBatches:
         return max(1, math.ceil(epochs * self.per_epoch / t.grad_accum))
 
 
+def validation_plan(examples: list, cfg: Config) -> list:
+    """The batches a trainer validates on: the split in a fixed, length-sorted order (``eval_batches`` of them
+    when set), each cut into micro-batches like the training batches."""
+    t, d = cfg.train, cfg.data
+    plan = plan_batches([len(e.input_ids) for e in examples], t.batch_size, max_seq_len=d.max_seq_len,
+                        pack=d.pack, seed=0, epoch=0, shuffle=False)
+    if t.eval_batches:
+        plan = plan[: t.eval_batches]
+    return [part for entry in plan for part in split_batch(examples, entry, t.micro_batch_tokens)]
+
+
 def pad_id(tokenizer: Any) -> int:
     for attr in ("pad_token_id", "eos_token_id"):
         v = getattr(tokenizer, attr, None)

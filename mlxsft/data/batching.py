@@ -101,18 +101,17 @@ def split_batch(examples: list[Example], batch_plan: list[list[int]], max_tokens
     sequence longer than the budget on its own is a micro-batch by itself. ``max_tokens`` 0 or None: no split.
     Every sequence lands in exactly one micro-batch.
     """
-    if not max_tokens or max_tokens <= 0 or len(batch_plan) <= 1:
+    if not max_tokens or len(batch_plan) <= 1:
         return [batch_plan]
-    lengths = [sum(len(examples[r].input_ids) for r in seq) for seq in batch_plan]
-    order = sorted(range(len(batch_plan)), key=lambda i: -lengths[i])
+    lengths = [_sequence_length(examples, seq) for seq in batch_plan]
     parts: list[list[list[int]]] = []
     width = 0  # padded length of the current micro-batch: that of its first (longest) sequence
-    for i in order:
+    for i in sorted(range(len(batch_plan)), key=lambda i: -lengths[i]):
         if parts and (len(parts[-1]) + 1) * width <= max_tokens:
             parts[-1].append(batch_plan[i])
         else:
             parts.append([batch_plan[i]])
-            width = max(1, -(-lengths[i] // max(1, pad_to_multiple)) * max(1, pad_to_multiple))
+            width = _padded(lengths[i], pad_to_multiple)
     return parts
 
 
@@ -120,8 +119,8 @@ def micro_batch_shape(longest: int, batch_size: int, max_tokens: Optional[int],
                       pad_to_multiple: int = 8) -> tuple[int, int]:
     """(rows, padded length) bounding ``split_batch``'s biggest micro-batch for rows of at most ``longest``
     tokens: the whole batch without a budget, else as many longest rows as the budget holds (at least one)."""
-    width = max(pad_to_multiple, -(-longest // pad_to_multiple) * pad_to_multiple)
-    if not max_tokens or max_tokens <= 0:
+    width = _padded(longest, pad_to_multiple)
+    if not max_tokens:
         return batch_size, width
     return max(1, min(batch_size, max_tokens // width)), width
 
@@ -154,7 +153,15 @@ def padding_fraction(examples: list[Example], plan: list[list[list[int]]], pad_t
     return 1.0 - real / cells if cells else 0.0
 
 
-def _padded_length(examples: list[Example], batch_plan: list[list[int]], multiple: int) -> int:
-    longest = max((sum(len(examples[r].input_ids) for r in seq) for seq in batch_plan), default=0)
+def _sequence_length(examples: list[Example], sequence: list[int]) -> int:
+    return sum(len(examples[r].input_ids) for r in sequence)
+
+
+def _padded(length: int, multiple: int) -> int:
+    """``length`` rounded up to a multiple of ``multiple`` (at least one multiple): the arrays' width."""
     multiple = max(1, multiple)
-    return max(multiple, -(-longest // multiple) * multiple)
+    return max(multiple, -(-length // multiple) * multiple)
+
+
+def _padded_length(examples: list[Example], batch_plan: list[list[int]], multiple: int) -> int:
+    return _padded(max((_sequence_length(examples, seq) for seq in batch_plan), default=0), multiple)

@@ -66,3 +66,13 @@ def test_ratios_compare_each_mlxsft_backend_with_its_peer():
     (q,) = ratios(results)
     assert (q["ours"], q["peer"]) == ("mlxsft-mlx", "mlx-lm")
     assert q["wall"] == pytest.approx(0.4) and q["val_loss_delta_pct"] == pytest.approx(1.0)
+
+
+def test_a_peer_runs_its_batch_whole_or_in_accumulated_passes():
+    from bench.peers.common import Job, peer_passes
+
+    job = Job(model="m", train_dir="t", valid_dir="v", out="o", batch_size=8, options={"lr_scheduler_kwargs": {}})
+    assert peer_passes(job) == ({"lr_scheduler_kwargs": {}}, 8, 1)
+    job.options = {"micro_batch_size": 2, "x": 1}
+    assert peer_passes(job) == ({"x": 1}, 2, 4)
+    assert job.options == {"micro_batch_size": 2, "x": 1}  # the job itself is left as it was

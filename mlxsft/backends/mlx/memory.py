@@ -19,30 +19,16 @@ activations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from mlxsft.backends.base import OPT_SLOTS, MemoryPlan
 from mlxsft.config import Config
 
-OPT_SLOTS = {"adamw": 2, "adam": 2, "sgd": 1, "adafactor": 1, "muon": 1}
 # fitted on MLX 0.32 (CPU); see the module docstring
 ACT_HIDDEN, ACT_INTER, ACT_SCORES = 8.0, 5.83, 1.0
 LOGIT_COPIES = 3.57
 TRAINABLE_COPIES = 3.8  # with AdamW's two moments; other optimizers keep fewer (OPT_SLOTS)
-
-
-@dataclass
-class MemoryPlan:
-    weights_gb: float
-    trainable_gb: float
-    activations_gb: float
-    logits_gb: float
-
-    @property
-    def total_gb(self) -> float:
-        return self.weights_gb + self.trainable_gb + self.activations_gb + self.logits_gb
 
 
 def estimate(model: nn.Module, cfg: Config, rows: int, length: int, vocab_size: int,

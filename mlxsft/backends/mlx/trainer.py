@@ -26,7 +26,8 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
-from mlxsft.backends.loop import Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id
+from mlxsft.backends.loop import (Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id,
+                                  validation_plan)
 from mlxsft.backends.mlx import checkpoint as ckpt
 from mlxsft.backends.mlx.adapters import trainable_parameters
 from mlxsft.backends.mlx.distributed import MLXWorld
@@ -34,7 +35,7 @@ from mlxsft.backends.mlx.loss import split_head, supervised_selection, token_nll
 from mlxsft.backends.mlx.validation import split_nll
 from mlxsft.backends.mlx.optim import build_optimizer
 from mlxsft.config import Config
-from mlxsft.data.batching import Batch, plan_batches, split_batch
+from mlxsft.data.batching import Batch
 from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog
@@ -144,13 +145,8 @@ class MLXTrainer:
     # ----------------------------------------------------------------- eval
     def evaluate(self, split: Any) -> tuple[float, int]:
         """(mean NLL per supervised token, supervised tokens) over a split, same masks as training."""
-        t, d = self.cfg.train, self.cfg.data
-        plan = plan_batches([len(e.input_ids) for e in split.examples], t.batch_size,
-                            max_seq_len=d.max_seq_len, pack=d.pack, seed=0, epoch=0, shuffle=False)
-        if t.eval_batches:
-            plan = plan[: t.eval_batches]
-        plan = [part for entry in plan for part in split_batch(split.examples, entry, t.micro_batch_tokens)]
-        total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=d.pack)
+        plan = validation_plan(split.examples, self.cfg)
+        total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=self.cfg.data.pack)
         return (total / count if count else float("nan")), count
 
     # ----------------------------------------------------------------- checkpoints

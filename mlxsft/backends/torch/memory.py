@@ -1,7 +1,7 @@
 """Peak-memory estimate for a torch training run (printed before training; ``--plan`` prints and exits).
 
 The same model of memory as ``mlxsft/backends/mlx/memory.py`` (and the same ``MemoryPlan`` fields the
-progress view prints): weights as loaded; trainable parameters x (weight + gradient + optimizer moments);
+progress view prints, ``mlxsft.backends.base.MemoryPlan``): weights as loaded; trainable parameters x (weight + gradient + optimizer moments);
 per token and per trained layer ``ACT_HIDDEN x hidden + ACT_INTER x intermediate`` values kept for the
 backward pass (SDPA keeps no attention scores; the eager attention adds ``heads x row length``); the logits
 of the supervised positions only (``loss.token_nll`` computes no others) and their gradient in fp32; and on
@@ -17,28 +17,14 @@ smaller micro-batches save more memory, and time, than checkpointing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from mlxsft.backends.base import OPT_SLOTS, MemoryPlan
 from mlxsft.config import Config
 
-OPT_SLOTS = {"adamw": 2, "adam": 2, "sgd": 1, "adafactor": 1, "muon": 1}
 ACT_HIDDEN, ACT_INTER = 18.0, 6.0  # values per token per layer (fp32 on a CPU)
 LOGIT_COPIES = 3  # logits, their softmax and its gradient
 RUNTIME_GB = 0.6  # Python + torch + transformers resident after import (CPU peaks are RSS)
-
-
-@dataclass
-class MemoryPlan:
-    weights_gb: float
-    trainable_gb: float
-    activations_gb: float
-    logits_gb: float
-    runtime_gb: float = 0.0
-
-    @property
-    def total_gb(self) -> float:
-        return self.weights_gb + self.trainable_gb + self.activations_gb + self.logits_gb + self.runtime_gb
 
 
 def estimate(model: Any, cfg: Config, rows: int, length: int, vocab_size: int, supervised_fraction: float = 1.0,

@@ -22,7 +22,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from mlxsft.backends.loop import Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id
+from mlxsft.backends.loop import (Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id,
+                                  validation_plan)
 from mlxsft.backends.torch import checkpoint as ckpt
 from mlxsft.backends.torch.adapters import trainable_state
 from mlxsft.backends.torch.device import DevicePlan, autocast, peak_memory_gb, reset_peak_memory
@@ -31,7 +32,7 @@ from mlxsft.backends.torch.loss import token_nll
 from mlxsft.backends.torch.optim import build_optimizer
 from mlxsft.backends.torch.validation import batch_tensors, split_nll
 from mlxsft.config import Config
-from mlxsft.data.batching import Batch, plan_batches, split_batch
+from mlxsft.data.batching import Batch
 from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog
@@ -86,13 +87,8 @@ class TorchTrainer:
     # ----------------------------------------------------------------- eval
     def evaluate(self, split: Any) -> tuple[float, int]:
         """(mean NLL per supervised token, supervised tokens) over a split, same masks as training."""
-        t, d = self.cfg.train, self.cfg.data
-        plan = plan_batches([len(e.input_ids) for e in split.examples], t.batch_size,
-                            max_seq_len=d.max_seq_len, pack=d.pack, seed=0, epoch=0, shuffle=False)
-        if t.eval_batches:
-            plan = plan[: t.eval_batches]
-        plan = [part for entry in plan for part in split_batch(split.examples, entry, t.micro_batch_tokens)]
-        total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=d.pack,
+        plan = validation_plan(split.examples, self.cfg)
+        total, count = split_nll(self.model, split.examples, plan, pad_id=self.pad_id, pack=self.cfg.data.pack,
                                  autocast=lambda: autocast(self.plan))
         return (total / count if count else float("nan")), count
 
