@@ -53,14 +53,14 @@ class FusedModel:
         return {}
 
 
-def fuse_run(run: RunInfo, progress: Optional[Progress] = None) -> FusedModel:
+def fuse_run(run: RunInfo, progress: Optional[Progress] = None, *, trust_remote_code: bool = False) -> FusedModel:
     report = progress or (lambda stage, frac: None)
     if run.backend == "torch":
-        return _fuse_torch(run, report)
-    return _fuse_mlx(run, report)
+        return _fuse_torch(run, report, trust_remote_code)
+    return _fuse_mlx(run, report, trust_remote_code)
 
 
-def _fuse_mlx(run: RunInfo, report: Progress) -> FusedModel:
+def _fuse_mlx(run: RunInfo, report: Progress, trust_remote_code: bool) -> FusedModel:
     from mlx.utils import tree_unflatten
     from mlx_lm.utils import dequantize_model, load_adapters
 
@@ -69,7 +69,7 @@ def _fuse_mlx(run: RunInfo, report: Progress) -> FusedModel:
 
     report("loading the base model", 0.0)
     kw = {k: v for k, v in run.load_kwargs.items() if v is not None}
-    model, tokenizer, folder = load_mlx(run.base_model, **kw)
+    model, tokenizer, folder = load_mlx(run.base_model, trust_remote_code=trust_remote_code, **kw)
     report("fusing the adapters", 0.5)
     try:
         load_adapters(model, str(run.weights_dir))
@@ -81,7 +81,7 @@ def _fuse_mlx(run: RunInfo, report: Progress) -> FusedModel:
         model.update_modules(tree_unflatten(fused))
     model = dequantize_model(model)
     model.eval()
-    source = resolve_model(run.base_model)
+    source = resolve_model(run.base_model, trust_remote_code=trust_remote_code)
     mlx_config = _without_quantization(read_config(folder))
     hf_config = _without_quantization(read_config(source.path) if source.format == "hf" else dict(mlx_config))
     report("fused", 1.0)
@@ -90,7 +90,7 @@ def _fuse_mlx(run: RunInfo, report: Progress) -> FusedModel:
                       mlx_config=mlx_config)
 
 
-def _fuse_torch(run: RunInfo, report: Progress) -> FusedModel:
+def _fuse_torch(run: RunInfo, report: Progress, trust_remote_code: bool) -> FusedModel:
     import torch
 
     from mlxsft.backends.torch.checkpoint import load_full_weights
@@ -101,7 +101,7 @@ def _fuse_torch(run: RunInfo, report: Progress) -> FusedModel:
     report("loading the base model", 0.0)
     # CPU and float32: merging is a few matrix products, and exact in float32 whatever the training device
     plan = DevicePlan(device=torch.device("cpu"), param_dtype=torch.float32)
-    model, hf_tok, source = load_model(run.base_model, plan)
+    model, hf_tok, source = load_model(run.base_model, plan, trust_remote_code=trust_remote_code)
     report("merging the adapters", 0.5)
     try:
         if run.method == "full":

@@ -43,6 +43,7 @@ class ExportOptions:
     model: Optional[str] = None  # base model, instead of the one the run names
     name: Optional[str] = None  # model name in file names and metadata; default: the run folder's name
     overwrite: bool = False
+    trust_remote_code: bool = False  # let the base model's own code run (mlx-lm model_file, HF auto_map)
 
 
 @dataclass
@@ -70,7 +71,7 @@ def export_run(opts: ExportOptions, progress: Optional[Progress] = None) -> Expo
     if opts.format == "gguf":
         precheck_gguf(run)
 
-    fused = fuse_run(run, _span(report, 0.0, 0.5))
+    fused = fuse_run(run, _span(report, 0.0, 0.5), trust_remote_code=opts.trust_remote_code)
     template = run.template or _tokenizer_template(fused.hf_tokenizer)
     stops = find_stops(fused.hf_tokenizer, template, run.template_kwargs, eos_ids_of(fused.generation_config))
     name = _safe_name(opts.name or run.name)

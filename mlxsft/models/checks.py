@@ -3,6 +3,7 @@
 Run before any heavy work so that a bad input fails in milliseconds and before anything is written:
 
     config = read_config(folder)          # config.json present and valid JSON
+    check_model_code(config, folder, trust_remote_code=False)   # no model_file to run unless trusted
     weights = safetensors_files(folder)   # every header parses and covers its file
     check_architecture(config, folder)    # mlx-lm has a model class for it
 """
@@ -27,6 +28,14 @@ def read_config(folder: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ModelError(f"{path}: expected a JSON object")
     return config
+
+
+def check_model_code(config: dict[str, Any], folder: Path, *, trust_remote_code: bool) -> None:
+    """mlx-lm imports and runs ``config["model_file"]`` (a .py beside the weights) to build such a model."""
+    model_file = config.get("model_file")
+    if model_file is not None and not trust_remote_code:
+        raise ModelError(f"{folder / 'config.json'}: asks to run the model code in {str(model_file)!r}; refused "
+                         "(pass --trust-remote-code to run it, only for a model whose code you trust)")
 
 
 def safetensors_files(folder: Path) -> list[Path]:

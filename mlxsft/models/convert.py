@@ -6,7 +6,8 @@
 HF and MLX folders go through mlx-lm's own load -> cast -> quantize -> save (what ``mlx_lm.convert`` does,
 minus its prints); GGUF files are first de-quantized into a temporary HF folder (``from_gguf.py``). The
 result is written atomically (``atomic.py``) and carries the tokenizer and chat template of its source,
-plus ``mlxsft.json`` saying where it came from.
+plus ``mlxsft.json`` saying where it came from. A config.json naming a ``model_file`` (Python that mlx-lm
+would run to build the model) is refused unless ``trust_remote_code``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ GROUP_SIZES = (32, 64, 128)
 
 
 def convert_model(spec: str, out: str | Path, *, dtype: str = "float32", quantize: int | None = None,
-                  group_size: int = 64, progress: Progress | None = None) -> Path:
+                  group_size: int = 64, progress: Progress | None = None, trust_remote_code: bool = False) -> Path:
     """Write the MLX conversion of ``spec`` to ``out`` (a new or empty folder) and return ``out``."""
     check_options(dtype, quantize, group_size)
     out = Path(out).expanduser().absolute()
@@ -39,9 +40,10 @@ def convert_model(spec: str, out: str | Path, *, dtype: str = "float32", quantiz
         raise ModelError(f"{out}: already exists and is not an empty folder; choose another --out")
     report = progress or _silent
     report("resolving the model", 0.0)
-    source = resolve_model(spec)
+    source = resolve_model(spec, trust_remote_code=trust_remote_code)
     with atomic_dir(out) as tmp:
-        write_mlx(source, tmp, dtype=dtype, quantize=quantize, group_size=group_size, progress=report)
+        write_mlx(source, tmp, dtype=dtype, quantize=quantize, group_size=group_size, progress=report,
+                  trust_remote_code=trust_remote_code)
     report("done", 1.0)
     return out
 
@@ -56,7 +58,7 @@ def check_options(dtype: str, quantize: int | None, group_size: int) -> None:
 
 
 def write_mlx(source: ModelSource, dst: Path, *, dtype: str = "float32", quantize: int | None = None,
-              group_size: int = 64, progress: Progress | None = None) -> None:
+              group_size: int = 64, progress: Progress | None = None, trust_remote_code: bool = False) -> None:
     """Convert ``source`` into the existing empty folder ``dst``."""
     report = progress or _silent
     if source.format == "gguf":
@@ -65,28 +67,30 @@ def write_mlx(source: ModelSource, dst: Path, *, dtype: str = "float32", quantiz
             from mlxsft.models.from_gguf import gguf_to_hf
 
             gguf_to_hf(source.path, Path(hf), _span(report, 0.0, 0.5))
-            _hf_to_mlx(Path(hf), dst, dtype, quantize, group_size, _span(report, 0.5, 1.0), source.path)
+            _hf_to_mlx(Path(hf), dst, dtype, quantize, group_size, _span(report, 0.5, 1.0), source.path, False)
     else:
-        _hf_to_mlx(source.path, dst, dtype, quantize, group_size, report, source.path)
+        _hf_to_mlx(source.path, dst, dtype, quantize, group_size, report, source.path, trust_remote_code)
     _write_provenance(dst, source, dtype, quantize, group_size)
 
 
 def _hf_to_mlx(src: Path, dst: Path, dtype: str, quantize: int | None, group_size: int, report: Progress,
-               shown: Path) -> None:
+               shown: Path, trust_remote_code: bool) -> None:
     import mlx.core as mx
     from mlx.utils import tree_map_with_path
     from mlx_lm.utils import load, save
 
     config = checks.read_config(src)
+    checks.check_model_code(config, src, trust_remote_code=trust_remote_code)
     if quantize and "quantization" in config:
         raise ModelError(f"{shown}: already quantized; convert it without --quantize")
-    checks.check_architecture(config, shown)
+    if "model_file" not in config:  # a trusted model_file brings its own architecture
+        checks.check_architecture(config, shown)
     checks.safetensors_files(src)
     report("loading weights", 0.05)
     try:
         # lazy: weights are read from disk only when save() evaluates them, one shard at a time
         model, tokenizer, config = load(str(src), model_config=mlx_config_fixes(config), lazy=True,
-                                        return_config=True)
+                                        return_config=True, trust_remote_code=trust_remote_code)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, OSError) as e:
         raise ModelError(f"{shown}: cannot load the weights with mlx-lm ({checks.first_line(e)})") from None
 

@@ -4,7 +4,8 @@
     folder = download("HuggingFaceTB/SmolLM2-135M-Instruct")
 
 huggingface_hub does the work, so its cache (``HF_HOME`` / ``HF_HUB_CACHE``) and ``HF_HUB_OFFLINE`` are
-honoured as everywhere else: a model already in the cache resolves offline.
+honoured as everywhere else: a model already in the cache resolves offline. Python files (a repo's own model
+code, which mlx-lm runs when config.json names a ``model_file``) are fetched only with ``trust_remote_code``.
 """
 
 from __future__ import annotations
@@ -27,18 +28,24 @@ def looks_like_repo_id(spec: str) -> bool:
     return True
 
 
-def download(repo_id: str) -> Path:
-    """The local snapshot folder of ``repo_id`` (config, tokenizer and safetensors only)."""
+def allow_patterns(trust_remote_code: bool = False) -> list[str]:
+    """The files mlx-lm itself would fetch; its ``*.py`` (model code) only when remote code is trusted."""
+    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
+
+    return [p for p in DEFAULT_ALLOW_PATTERNS if trust_remote_code or not p.endswith(".py")]
+
+
+def download(repo_id: str, *, trust_remote_code: bool = False) -> Path:
+    """The local snapshot folder of ``repo_id`` (config, tokenizer and safetensors; code only if trusted)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
                                         OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError)
-    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS  # the files mlx-lm itself would fetch
 
     from mlxsft.models.aliases import EMBEDDED_ALIASES
 
     aliases = ", ".join(EMBEDDED_ALIASES)
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=DEFAULT_ALLOW_PATTERNS))
+        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns(trust_remote_code)))
     except GatedRepoError:  # a subclass of RepositoryNotFoundError: test it first
         raise ModelError(f"Hub model '{repo_id}' is gated: accept its licence on huggingface.co and run "
                          "`hf auth login`") from None

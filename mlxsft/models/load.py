@@ -5,7 +5,8 @@
     hf_tok = load_tokenizer("smollm2-135m-instruct")                           # transformers tokenizer
 
 MLX folders are used as they are; everything else is converted on first use into
-``$MLXSFT_CACHE/models`` (see ``cache.py``), so ``train`` and ``chat`` on an alias convert once.
+``$MLXSFT_CACHE/models`` (see ``cache.py``), so ``train`` and ``chat`` on an alias convert once. A model whose
+config.json names a ``model_file`` (Python that mlx-lm runs) loads only with ``trust_remote_code``.
 """
 
 from __future__ import annotations
@@ -27,33 +28,37 @@ if TYPE_CHECKING:
 Progress = Callable[[str, float], None]
 
 
-def mlx_model_path(spec: str, *, dtype: str = "float32", progress: Progress | None = None) -> Path:
+def mlx_model_path(spec: str, *, dtype: str = "float32", progress: Progress | None = None,
+                   trust_remote_code: bool = False) -> Path:
     """An unquantized MLX folder for ``spec`` (an MLX folder is returned as is, quantized or not)."""
     check_options(dtype, None, 64)
-    source = resolve_model(spec)
+    source = resolve_model(spec, trust_remote_code=trust_remote_code)
     if source.is_mlx:
         return source.path
     entry = cache.entry_dir(source.name, cache.content_key(source.path), dtype)
     if (entry / "config.json").is_file():
         return entry
     with atomic_dir(entry, exist_ok=True) as tmp:
-        write_mlx(source, tmp, dtype=dtype, progress=progress)
+        write_mlx(source, tmp, dtype=dtype, progress=progress, trust_remote_code=trust_remote_code)
     if progress:
         progress("done", 1.0)
     return entry
 
 
 def load_mlx(spec: str, *, dtype: str = "float32", quantize: int | None = None, group_size: int = 64,
-             progress: Progress | None = None) -> tuple["nn.Module", "TokenizerWrapper", Path]:
+             progress: Progress | None = None, trust_remote_code: bool = False
+             ) -> tuple["nn.Module", "TokenizerWrapper", Path]:
     """(model, mlx-lm tokenizer, folder). ``quantize`` quantizes in memory (QLoRA); a base that is already
     quantized is returned as it is."""
     from mlx_lm.utils import load
 
     check_options(dtype, quantize, group_size)
-    folder = mlx_model_path(spec, dtype=dtype, progress=progress)
+    folder = mlx_model_path(spec, dtype=dtype, progress=progress, trust_remote_code=trust_remote_code)
     config = checks.read_config(folder)
+    checks.check_model_code(config, folder, trust_remote_code=trust_remote_code)
     try:
-        model, tokenizer, config = load(str(folder), model_config=mlx_config_fixes(config), return_config=True)
+        model, tokenizer, config = load(str(folder), model_config=mlx_config_fixes(config), return_config=True,
+                                        trust_remote_code=trust_remote_code)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, OSError) as e:
         raise ModelError(f"{folder}: cannot load the model with mlx-lm ({checks.first_line(e)})") from None
     if quantize and "quantization" not in config:

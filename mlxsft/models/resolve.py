@@ -6,7 +6,8 @@
     resolve_model("HuggingFaceTB/SmolLM2-135M")   # Hub id (through the huggingface_hub cache)
 
 Order: alias, then an existing path, then ``org/name`` as a Hub id. Anything else is a one-line
-``ModelError``. Resolving is cheap (headers only); conversion happens in ``convert.py``.
+``ModelError``. Resolving is cheap (headers only); conversion happens in ``convert.py``. A Hub download
+fetches the repo's Python files only with ``trust_remote_code``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class ModelSource:
         return self.format == "mlx"
 
 
-def resolve_model(spec: str) -> ModelSource:
+def resolve_model(spec: str, *, trust_remote_code: bool = False) -> ModelSource:
     spec = str(spec).strip()
     if not spec:
         raise ModelError("empty model spec", hint=f"aliases: {', '.join(EMBEDDED_ALIASES)}")
@@ -47,7 +48,7 @@ def resolve_model(spec: str) -> ModelSource:
     from mlxsft.models.hub import download, looks_like_repo_id
 
     if looks_like_repo_id(spec):
-        folder = download(spec)
+        folder = download(spec, trust_remote_code=trust_remote_code)
         fmt = _folder_format(folder)
         return ModelSource(spec, "hub", folder, spec.split("/")[-1], fmt)
     raise ModelError(f"{spec}: no such file or folder, and not an alias ({', '.join(EMBEDDED_ALIASES)}) "
