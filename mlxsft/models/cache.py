@@ -3,6 +3,10 @@
     models/<name>-<key>-<dtype>/   an mlx-lm model folder, renamed into place only once complete
     gguf/                          GGUF files assembled from the embedded packages
 
+An entry counts only with its ``.complete`` marker, written after every file of the entry is fsynced
+(``atomic.py``). One without it (cut short by a power loss, or written by an older mlxsft, which wrote no
+marker and synced nothing) is treated as absent: it is removed and converted again.
+
 The key hashes what the conversion reads, not where it lives, so a copied or re-downloaded model hits the
 same entry and an edited one misses. Files up to 256 MiB are hashed in full (a SmolLM2 GGUF takes ~0.2 s);
 larger files hash their size, mtime and three 1 MiB samples (head, middle, tail) so a 15 GB checkpoint
@@ -15,11 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 FULL_HASH_LIMIT = 256 * 2**20
 SAMPLE = 2**20
 KEY_VERSION = "1"  # bump when the conversion itself changes
+COMPLETE = ".complete"  # the marker of a finished, synced entry
 
 
 def cache_root() -> Path:
@@ -70,10 +77,27 @@ def entry_dir(name: str, key: str, dtype: str) -> Path:
     return models_dir() / f"{safe}-{key}-{dtype}"
 
 
+def is_complete(entry: Path) -> bool:
+    return (entry / COMPLETE).is_file()
+
+
+def discard(entry: Path) -> None:
+    """Remove an entry that is not complete. It is renamed aside first, so that a concurrent process sees
+    either the whole folder or none (and one that already moved it is not an error)."""
+    if not entry.is_dir():
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{entry.name}.stale-", dir=entry.parent))
+    try:
+        os.rename(entry, aside / entry.name)
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def find_entry(key: str) -> Path | None:
     """Any complete conversion of this content, whatever its dtype (the tokenizer is the same in all)."""
     root = models_dir()
     if not root.is_dir():
         return None
-    hits = sorted(p for p in root.glob(f"*-{key}-*") if p.is_dir() and not p.name.startswith("."))
+    hits = sorted(p for p in root.glob(f"*-{key}-*") if not p.name.startswith(".") and is_complete(p))
     return hits[0] if hits else None

@@ -36,9 +36,10 @@ def mlx_model_path(spec: str, *, dtype: str = "float32", progress: Progress | No
     if source.is_mlx:
         return source.path
     entry = cache.entry_dir(source.name, cache.content_key(source.path), dtype)
-    if (entry / "config.json").is_file():
+    if cache.is_complete(entry):
         return entry
-    with atomic_dir(entry, exist_ok=True) as tmp:
+    cache.discard(entry)  # a folder without the marker may hold files a power loss cut: never trusted
+    with atomic_dir(entry, exist_ok=True, marker=cache.COMPLETE) as tmp:
         write_mlx(source, tmp, dtype=dtype, progress=progress, trust_remote_code=trust_remote_code)
     if progress:
         progress("done", 1.0)

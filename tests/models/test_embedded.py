@@ -50,12 +50,13 @@ def test_logits_match_transformers_on_the_same_gguf(smol_mlx, smol_gguf, smol_to
 
 def test_chat_template_survives_and_load_tokenizer_uses_the_cache(smol_mlx, smol_tokenizer, tmp_path, monkeypatch):
     from mlxsft.models import load_tokenizer, resolve_model
-    from mlxsft.models.cache import content_key, entry_dir
+    from mlxsft.models.cache import COMPLETE, content_key, entry_dir
 
     # put the CLI's output where the cache would have written it: load_tokenizer must find it, not convert
     monkeypatch.setenv("MLXSFT_CACHE", str(tmp_path))
     src = resolve_model("smollm2-135m-instruct")
-    shutil.copytree(smol_mlx, entry_dir(src.name, content_key(src.path), "float16"))
+    entry = shutil.copytree(smol_mlx, entry_dir(src.name, content_key(src.path), "float16"))
+    (entry / COMPLETE).touch()
     tok = load_tokenizer("smollm2-135m-instruct")
     assert tok.chat_template == smol_tokenizer.chat_template is not None
     assert len(list((tmp_path / "models").iterdir())) == 1
