@@ -23,8 +23,11 @@ from mlxsft.cli.options import config_options, overrides_from
               help="Continue a run from its last checkpoint (default: the newest run in runs/).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the memory estimate and exit.")
+@click.option("--accept-changes", is_flag=True,
+              help="Resume even though the data or the model changed since the checkpoint.")
 @config_options()
-def train(config_file: str | None, resume: str | None, overwrite: bool, plan_only: bool, **kwargs: object) -> None:
+def train(config_file: str | None, resume: str | None, overwrite: bool, plan_only: bool, accept_changes: bool,
+          **kwargs: object) -> None:
     """Fine-tune a model on chat data (defaults: embedded SmolLM2 + bundled dataset)."""
     from mlxsft.cli.ui.train import TrainView
     from mlxsft.config import load_config
@@ -37,13 +40,14 @@ def train(config_file: str | None, resume: str | None, overwrite: bool, plan_onl
     else:
         cfg = load_config(config_file, overrides)
     if launch_rank() > 0:  # started by mlx.launch / torchrun: rank 0 alone shows progress and results
-        run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only)
+        run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
+                     config_file=config_file, accept_changes=accept_changes)
         return
     view = TrainView(cfg)
     try:
         with view:
             outcome = run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
-                                   callback=view.on_event)
+                                   callback=view.on_event, config_file=config_file, accept_changes=accept_changes)
     except KeyboardInterrupt:  # a second Ctrl-C in the loop (the first checkpoints and stops), or one before it
         if not plan_only and cfg.train.out:
             view.stopped_at_once(Path(cfg.train.out))

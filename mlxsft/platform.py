@@ -56,6 +56,7 @@ def ensure_fast_blas(argv: list[str] | None = None) -> None:
     env = dict(os.environ)
     env["LD_PRELOAD"] = (lib + " " + env.get("LD_PRELOAD", "")).strip()
     env[NO_REEXEC_ENV] = "1"  # never loop
+    env["PYTHONSAFEPATH"] = "1"  # `python -m` would put the current folder first on sys.path: a stray click.py ran
     try:
         os.execve(sys.executable, [sys.executable, *_self_command(argv)], env)
     except OSError:
@@ -99,8 +100,16 @@ def _torch_run(run: Path) -> bool:
 
 
 def _self_command(argv: list[str]) -> list[str]:
-    # the console script and `python -m mlxsft` both re-enter through the package's __main__
-    return ["-m", "mlxsft", *argv[1:]]
+    # the console script and `python -m mlxsft` both re-enter through the package's __main__; -P (3.11+, and
+    # PYTHONSAFEPATH in the env) keeps the current folder off sys.path, so no file there shadows a dependency
+    if sys.version_info >= (3, 11):
+        return ["-P", "-m", "mlxsft", *argv[1:]]
+    return ["-c", _SAFE_MAIN, *argv[1:]]
+
+
+# Python 3.10 has no -P: drop the current folder that -c puts first on sys.path, then run mlxsft's __main__
+_SAFE_MAIN = ("import sys, runpy; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
+              "sys.argv[0] = 'mlxsft'; runpy.run_module('mlxsft', run_name='__main__', alter_sys=True)")
 
 
 def total_memory_bytes() -> int:

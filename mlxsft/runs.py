@@ -42,6 +42,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the rename itself survives a power cut, not only a kill
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -89,8 +90,65 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool = False, locked: bool = False) -> Path:
-    """Create (or reopen, when resuming) a run folder; refuse to clobber someone else's files.
+RUN_MARKER = ".mlxsft-run"  # written into every run folder before anything else: --overwrite clears only these
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder mlxsft made for a run: its marker, or (runs from before the marker) its own files."""
+    path = Path(path)
+    if (path / RUN_MARKER).is_file() or (path / "run_info.json").is_file():
+        return True
+    return (path / "config.yaml").is_file() and (path / "base_model.txt").is_file()
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    try:
+        inner.relative_to(outer)
+        return True
+    except ValueError:
+        return False
+
+
+def check_out_dir(out: Path, *, resume: bool, overwrite: bool = False, keep: tuple[Path | str, ...] = (),
+                  probe: bool = True) -> None:
+    """Every check on ``--out`` that needs no lock and changes nothing; ``claim_run_dir`` repeats them locked.
+
+    ``keep``: the paths this job reads (data, config, chat template, model): ``--overwrite`` never empties a
+    folder that is or holds one of them, nor ``$HOME``, ``/`` or a folder holding the current one, and never a
+    folder without mlxsft's run marker.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out}: --out exists and is not a folder")
+    if out.is_dir() and probe:  # not when the caller holds the lock itself
+        RunLock(out).probe()
+    if resume or not out.is_dir() or not [p for p in out.iterdir() if p.name != ".lock"]:
+        return
+    if not overwrite:
+        raise RunError(f"{out}: run folder is not empty",
+                       hint="use --resume to continue it, --overwrite to replace it, or another --out")
+    here = out.resolve()
+    home = Path.home().resolve()
+    if here == Path(here.anchor) or here == home or _within(Path.cwd().resolve(), here):
+        what = "the filesystem root" if here == Path(here.anchor) else \
+            "your home folder" if here == home else "the current folder (or holds it)"
+        raise RunError(f"{out}: --overwrite refused: it is {what}", hint="give --out a folder of its own, e.g. runs/NAME")
+    for path in keep:
+        try:
+            held = Path(path).expanduser().resolve()
+        except (OSError, RuntimeError):
+            continue
+        if (Path(path).expanduser().exists() or held.exists()) and _within(held, here):
+            raise RunError(f"{out}: --overwrite refused: it holds {path}, which this job reads",
+                           hint="give --out a folder of its own, e.g. runs/NAME")
+    if not is_run_folder(here):
+        raise RunError(f"{out}: --overwrite refused: not an mlxsft run folder (no {RUN_MARKER})",
+                       hint="mlxsft only replaces folders it made; empty it yourself or pick another --out")
+
+
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool = False, locked: bool = False,
+                    keep: tuple[Path | str, ...] = ()) -> Path:
+    """Create (or reopen, when resuming) a run folder; refuse to clobber anything that is not a run of ours.
 
     A folder another training holds (its ``.lock``) is refused before anything in it is touched, so
     ``--overwrite`` or ``--resume`` can never delete files under a running training. ``locked``: the
@@ -102,43 +160,44 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool = False, locked:
         raise RunError(f"{out}: --out exists and is not a folder")
     if out.is_dir() and not locked:
         RunLock(out).probe()
-    if resume and not (out / "checkpoints" / "latest").is_file():
-        hint = None
-        if (out / "config.yaml").is_file():
-            hint = (f"it stopped before its first checkpoint; start it again with "
-                    f"`mlxsft train --config {out / 'config.yaml'} --out {out} --overwrite`")
-        raise RunError(f"{out}: nothing to resume (no checkpoints/latest)", hint=hint)
+    if resume and find_checkpoint(out) is None:
+        raise RunError(f"{out}: nothing to resume (no checkpoint)",
+                       hint=f"start it with `mlxsft train --resume {out}` (from step 0, with its config.yaml)"
+                       if (out / "config.yaml").is_file() else None)
+    check_out_dir(out, resume=resume, overwrite=overwrite, keep=keep, probe=False)
     entries = [p for p in out.iterdir() if p.name != ".lock"] if out.is_dir() else []
     if entries and not resume:
-        if not overwrite:
-            raise RunError(f"{out}: run folder is not empty",
-                           hint="use --resume to continue it, --overwrite to replace it, or another --out")
         for p in entries:  # everything but the lock file, which a claiming caller holds open
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     if resume:
+        recover_checkpoints(out)
         remove_partial_files(out)
+    elif not (out / RUN_MARKER).is_file():
+        atomic_write_json(out / RUN_MARKER, {"what": "an mlxsft run folder", "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
     return out
 
 
 @contextmanager
-def claim_run_dir(out: Path, *, resume: bool, overwrite: bool = False) -> Iterator[Path]:
+def claim_run_dir(out: Path, *, resume: bool, overwrite: bool = False,
+                  keep: tuple[Path | str, ...] = ()) -> Iterator[Path]:
     """Lock the run folder, then prepare it (``prepare_run_dir``) and hold the lock until the block ends.
 
     Two trainings started at the same instant cannot both pass: the lock is taken before anything is
-    checked or deleted.
+    checked or deleted. A folder that did not exist is removed again when claiming it fails.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"{out}: --out exists and is not a folder")
-    if resume and not (out / "checkpoints" / "latest").is_file():
+    if resume and find_checkpoint(out) is None:
         prepare_run_dir(out, resume=True)  # raises the "nothing to resume" error without creating anything
+    check_out_dir(out, resume=resume, overwrite=overwrite, keep=keep)  # refuse before creating anything
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
-        yield prepare_run_dir(out, resume=resume, overwrite=overwrite, locked=True)
+        yield prepare_run_dir(out, resume=resume, overwrite=overwrite, locked=True, keep=keep)
 
 
-PARTIAL = (".*.tmp-*", ".tmp-*", ".peft-*")  # atomic_write_*, checkpoint folders, PEFT scratch folders
+PARTIAL = (".*.tmp-*", ".tmp-*", ".old-*", ".peft-*")  # atomic writes, checkpoint folders and swaps, PEFT scratch
 
 
 def partial_files(run_dir: Path) -> list[Path]:
@@ -171,13 +230,16 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         import fcntl
 
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise self._cannot(e) from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
             os.close(self._fd)
             self._fd = None
-            raise self._busy() from None
+            raise (self._busy() if _held_elsewhere(e) else self._cannot(e)) from None
         os.ftruncate(self._fd, 0)
         os.write(self._fd, str(os.getpid()).encode())
         return self
@@ -188,12 +250,15 @@ class RunLock:
 
         if not self.path.is_file():
             return
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise self._cannot(e) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
-        except OSError:
-            raise self._busy() from None
+        except OSError as e:
+            raise (self._busy() if _held_elsewhere(e) else self._cannot(e)) from None
         finally:
             os.close(fd)
 
@@ -205,6 +270,11 @@ class RunLock:
         return RunError(f"{self.path.parent}: another training{pid} is using this run folder",
                         hint="wait for it to finish, stop it, or use another --out")
 
+    def _cannot(self, e: OSError) -> RunError:
+        """A lock that could not be taken for another reason than another training (e.g. ENOLCK)."""
+        return RunError(f"{self.path}: cannot lock the run folder: {e.strerror or e}",
+                        hint="a network filesystem may not support locks: use an --out on a local disk")
+
     def __exit__(self, *exc: Any) -> None:
         if self._fd is not None:
             import fcntl
@@ -212,6 +282,10 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _held_elsewhere(e: OSError) -> bool:
+    return isinstance(e, BlockingIOError) or e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
 
 
 class MetricsLog:
@@ -276,6 +350,9 @@ def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], ke
     try:
         tmp.mkdir()
         write(tmp)
+        inputs = Path(run_dir) / "inputs.json"  # what this step was trained on (mlxsft.train.input_keys)
+        if inputs.is_file():
+            shutil.copyfile(inputs, tmp / inputs.name)
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -285,11 +362,14 @@ def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], ke
             raise disk_full(root, need, e) from None
         raise
     final = root / name
-    if final.exists():
-        shutil.rmtree(final)
+    old = root / f".old-{name}"
+    if final.exists():  # the same step again (a resume from an older checkpoint): swap, never delete first
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
     os.replace(tmp, final)
     _fsync_dir(root)  # the rename itself survives a power cut, not only a kill
     atomic_write_text(root / "latest", name + "\n")
+    shutil.rmtree(old, ignore_errors=True)
     done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
     for old in done[:-keep_last]:
         if old.name != name:
@@ -319,12 +399,58 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _complete(folder: Path) -> bool:
+    return folder.is_dir() and (folder / "state.json").is_file()
+
+
+def _step_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")) if root.is_dir() else []
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a resume continues from: the one ``latest`` names, else the newest complete ``step-*``.
+
+    ``latest`` can name a folder that is gone only after a crash between the two renames of a swap (see
+    ``write_checkpoint``); ``recover_checkpoints`` puts the swapped-out copy back first.
+    """
+    root = Path(run_dir) / "checkpoints"
+    ptr = root / "latest"
+    if ptr.is_file():
+        try:
+            named = root / ptr.read_text().strip()
+        except OSError:
+            named = None
+        if named is not None and named.parent == root and _complete(named):
+            return named
+        old = root / f".old-{named.name}" if named is not None else None
+        if old is not None and _complete(old):
+            return old
+    done = [p for p in _step_folders(root) if _complete(p)]
+    return done[-1] if done else None
+
+
+def recover_checkpoints(run_dir: Path) -> None:
+    """After a kill inside a swap: put a swapped-out ``.old-step-N`` back when ``step-N`` is missing or torn."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return
+    for old in root.glob(".old-step-*"):
+        final = root / old.name[len(".old-"):]
+        if _complete(final):
+            shutil.rmtree(old, ignore_errors=True)
+        elif _complete(old):
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(old, final)
+            _fsync_dir(root)
+    found = find_checkpoint(run_dir)
+    ptr = root / "latest"
+    if found is not None and found.parent == root and (not ptr.is_file() or ptr.read_text().strip() != found.name):
+        atomic_write_text(ptr, found.name + "\n")
+
+
 def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest complete checkpoint folder of a run."""
-    ptr = Path(run_dir) / "checkpoints" / "latest"
-    if not ptr.is_file():
+    """The newest complete checkpoint folder of a run (``find_checkpoint``), or a RunError."""
+    found = find_checkpoint(run_dir)
+    if found is None:
         raise RunError(f"{run_dir}: no checkpoint to resume from")
-    path = ptr.parent / ptr.read_text().strip()
-    if not (path / "state.json").is_file():
-        raise RunError(f"{path}: checkpoint is incomplete")
-    return path
+    return found

@@ -10,7 +10,8 @@ Backend-neutral orchestration, written once for both backends; the model-specifi
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -18,7 +19,8 @@ from typing import Any, Callable, Optional
 from mlxsft.config import Config, load_config
 from mlxsft.data.batching import CPU_MICRO_BATCH_TOKENS, micro_batch_shape
 from mlxsft.errors import ConfigError, MlxsftError, RunError
-from mlxsft.runs import atomic_write_text, claim_run_dir, default_run_dir
+from mlxsft.runs import (atomic_write_json, atomic_write_text, check_out_dir, claim_run_dir, default_run_dir,
+                         find_checkpoint, is_run_folder)
 
 Callback = Callable[[str, dict], None]
 
@@ -46,6 +48,9 @@ def resolve_resume(resume: Optional[str], overrides: dict[str, Any], config_file
     run_dir = find_latest_run() if resume in ("", "latest", None) else Path(resume)
     saved = run_dir / "config.yaml"
     if not saved.is_file():
+        if is_run_folder(run_dir):
+            raise RunError(f"{run_dir}: the run stopped before it started (no config.yaml yet)",
+                           hint=f"run the command that started it again with `--out {run_dir} --overwrite`")
         raise RunError(f"{run_dir}: not a run folder (no config.yaml)")
     if config_file:
         raise ConfigError("--config cannot be combined with --resume (the run's config.yaml is used)")
@@ -62,13 +67,29 @@ def _backend(cfg: Config) -> str:
     return cfg.train.backend
 
 
+def input_paths(cfg: Config, config_file: Optional[str] = None) -> tuple[str, ...]:
+    """Local paths this job reads: a run folder that is or holds one of them is never emptied."""
+    paths = [cfg.data.data, cfg.data.chat_template, cfg.train.compare_questions, config_file, cfg.model.model]
+    return tuple(str(p) for p in paths if p and Path(str(p)).expanduser().exists())
+
+
 def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, plan_only: bool = False,
-                 callback: Optional[Callback] = None) -> TrainOutcome:
+                 callback: Optional[Callback] = None, config_file: Optional[str] = None,
+                 accept_changes: bool = False) -> TrainOutcome:
     """Train ``cfg`` on its backend; the steps read top to bottom, the backend does the model-specific parts."""
     from mlxsft.backends.base import get_backend
     from mlxsft.data import prepare_split, resolve_chat_template
+    from mlxsft.distributed import launch_rank
 
     emit = callback or (lambda e, p: None)
+    keep = input_paths(cfg, config_file)
+    run_dir = Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg.train.name)
+    if resume and find_checkpoint(run_dir) is None and (run_dir / "config.yaml").is_file():
+        # killed before its first checkpoint: continuing means starting at step 0 with the run's own config
+        emit("message", {"text": f"{run_dir} has no checkpoint yet: starting it from step 0 with its config.yaml"})
+        resume, overwrite = False, True
+    if not plan_only and launch_rank() == 0:  # before any model is loaded: a wrong --out costs no wait
+        check_out_dir(run_dir, resume=resume, overwrite=overwrite, keep=keep)
     backend = get_backend(_backend(cfg), cfg, emit)
     world = backend.world  # several processes under mlx.launch / torchrun (mlxsft/distributed.py)
     world.check_batch_size(cfg.train.batch_size)
@@ -77,7 +98,6 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
     if world.size > 1:
         emit("message", {"text": f"{world.size} processes: each takes {cfg.train.batch_size // world.size} of the "
                                  f"{cfg.train.batch_size} rows of every micro-batch"})
-    run_dir = Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg.train.name)
     cfg.train.out = str(run_dir)
     if cfg.train.micro_batch_tokens is None:  # recorded in config.yaml, so a resume cuts batches alike
         cfg.train.micro_batch_tokens = 0 if backend.on_gpu() else CPU_MICRO_BATCH_TOKENS
@@ -111,28 +131,79 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
         raise RunError(f"estimated peak memory {plan.total_gb:.1f} GB exceeds this machine's {machine_gb:.1f} GB",
                        hint="lower --batch-size or --max-seq-len, use --grad-checkpoint, or pass --force")
     backend.before_training()
+    inputs = input_keys(loaded, train, valid)
+    if resume:
+        inputs_changed(run_dir, inputs, accept_changes, emit)
+    if not world.agree(json.dumps([cfg.hash(), inputs], sort_keys=True)):  # every rank decides alike, so all stop
+        raise RunError(f"{run_dir}: the processes disagree on the config, the data or the model",
+                       hint="start every process with the same flags, data files and model")
 
     # rank 0 alone locks and writes the run folder; the other ranks only read it, to resume
-    with claim_run_dir(run_dir, resume=resume, overwrite=overwrite) if world.is_main else nullcontext():
+    with ExitStack() as held:
+        failed: Optional[MlxsftError] = None
+        if world.is_main:
+            try:
+                held.enter_context(claim_run_dir(run_dir, resume=resume, overwrite=overwrite, keep=keep))
+            except MlxsftError as e:
+                failed = e
+        if world.any(failed is not None):  # the other ranks stop with rank 0, not at the collective time-out
+            raise failed or RunError(f"{run_dir}: the main process could not claim the run folder; stopping too")
         if world.is_main and not resume:
             cfg.save(run_dir / "config.yaml")
             atomic_write_text(run_dir / "chat_template.jinja", template)
             atomic_write_text(run_dir / "base_model.txt", f"{cfg.model.model}\n{loaded.weights_path}\n")
             backend.write_run_files(run_dir, loaded)
+        if world.is_main:  # new, unchanged or accepted: what the checkpoints from here on were trained on
+            atomic_write_json(run_dir / INPUTS_FILE, inputs)
         result = backend.trainer(loaded, run_dir).fit(train, valid, resume=resume)
         from mlxsft.plot import plot_loss
         from mlxsft.runs import MetricsLog
 
         if world.is_main:
             plot_loss(MetricsLog(run_dir / "metrics.jsonl").read(), run_dir / "loss.png")
-    outcome = TrainOutcome(run_dir=run_dir, result=result, plan=plan, model=loaded.model)
-    if cfg.train.compare and not result.interrupted and world.is_main:
-        if world.sharded:  # generating on rank 0 alone would wait for the other ranks' shards forever
-            emit("message", {"text": f"before/after table skipped: the weights are sharded over {world.size} "
-                                     f"processes (FSDP); `mlxsft eval --adapter {run_dir} --compare` gives it"})
-        else:
-            outcome.compare = compare_base_and_tuned(cfg, backend.answerers(loaded, template), emit)
+        outcome = TrainOutcome(run_dir=run_dir, result=result, plan=plan, model=loaded.model)
+        if cfg.train.compare and not result.interrupted and world.is_main:  # still under the lock: compare.json
+            if world.sharded:  # generating on rank 0 alone would wait for the other ranks' shards forever
+                emit("message", {"text": f"before/after table skipped: the weights are sharded over {world.size} "
+                                         f"processes (FSDP); `mlxsft eval --adapter {run_dir} --compare` gives it"})
+            else:
+                outcome.compare = compare_base_and_tuned(cfg, backend.answerers(loaded, template), emit)
     return outcome
+
+
+INPUTS_FILE = "inputs.json"  # what the run trains on, pinned: a resume refuses other data or another model
+
+
+def input_keys(loaded: Any, train: Any, valid: Any) -> dict[str, Any]:
+    """Content keys of the prepared splits and the base model's files, and a Hub model's revision."""
+    from mlxsft.models.fingerprint import hub_revision, model_content_key
+
+    source = Path(loaded.source.path)
+    return {"train_data": train.stats.get("key"), "valid_data": valid.stats.get("key") if valid else None,
+            "model": model_content_key(source), "model_revision": hub_revision(source)}
+
+
+def inputs_changed(run_dir: Path, now: dict[str, Any], accept: bool, emit: Callback) -> None:
+    """Refuse to resume on data or a model other than the checkpoint's, unless the user accepts it knowingly."""
+    checkpoint = find_checkpoint(run_dir)
+    saved_path = next((p for p in (run_dir / INPUTS_FILE, checkpoint / INPUTS_FILE if checkpoint else None)
+                       if p is not None and p.is_file()), None)
+    if saved_path is None:
+        return  # a run from before inputs were pinned
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, ValueError):
+        raise RunError(f"{saved_path}: unreadable") from None
+    names = {"train_data": "the training data", "valid_data": "the validation data", "model": "the model's files",
+             "model_revision": "the Hub model's revision"}
+    changed = [names[k] for k in names if saved.get(k) != now.get(k)]
+    if not changed:
+        return
+    what = ", ".join(changed)
+    if not accept:
+        raise RunError(f"{run_dir}: {what} changed since the checkpoint",
+                       hint="restore them, or resume with --accept-changes to continue on what is there now")
+    emit("message", {"text": f"{what} changed since the checkpoint; continuing on them (--accept-changes)"})
 
 
 def maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:

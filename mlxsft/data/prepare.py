@@ -33,7 +33,8 @@ def prepare_split(cfg: DataConfig, tokenizer: Any, split: str, chat_template: st
     else:
         examples, stats = fit_rows(encode_rows(convs, tokenizer, template, cfg), convs, cfg)
         save_cached(key, examples, stats)
-    stats = {**stats, "split": split, "source": cfg.data or "bundled", "cached": cached is not None}
+    # key: the content of this split as tokenized (rows, template, tokenizer, lengths): a resume pins it
+    stats = {**stats, "split": split, "source": cfg.data or "bundled", "cached": cached is not None, "key": key}
     if not examples:
         raise _nothing_to_learn(stats, cfg)
     return PreparedSplit(examples=examples, stats=stats, chat_template=template)

@@ -37,9 +37,19 @@ def test_a_non_empty_out_is_refused_unless_overwrite(tiny_llama_dir, tmp_path):
     assert f"{out}: run folder is not empty" in line and "--overwrite" in line and "--resume" in line
     assert (out / "notes.txt").read_text() == "mine"
 
+    # --overwrite replaces run folders only: a folder of the user's own keeps every file
     code, _, stderr = run_cli(train_args(tiny_llama_dir, data, out, 1, "mlx") + ["--overwrite"], tmp_path)
+    assert code == 1
+    assert "--overwrite refused: not an mlxsft run folder" in _one_error_line(stderr)
+    assert (out / "notes.txt").read_text() == "mine"
+
+    run = tmp_path / "run2"
+    code, _, stderr = run_cli(train_args(tiny_llama_dir, data, run, 1, "mlx"), tmp_path)
     assert code == 0, stderr
-    assert not (out / "notes.txt").exists() and (out / "adapters.safetensors").is_file()
+    (run / "notes.txt").write_text("left in the run folder")
+    code, _, stderr = run_cli(train_args(tiny_llama_dir, data, run, 1, "mlx") + ["--overwrite"], tmp_path)
+    assert code == 0, stderr
+    assert not (run / "notes.txt").exists() and (run / "adapters.safetensors").is_file()
 
 
 def test_a_second_training_into_a_busy_run_folder_is_refused_and_touches_nothing(tiny_llama_dir, tmp_path):
@@ -91,7 +101,7 @@ def test_claiming_locks_before_it_checks_or_deletes(tmp_path):
         with claim_run_dir(out, resume=False):
             pass
     with claim_run_dir(out, resume=False, overwrite=True):
-        assert [p.name for p in out.iterdir()] == [".lock"]  # replaced, the lock file kept
+        assert sorted(p.name for p in out.iterdir()) == [".lock", ".mlxsft-run"]  # replaced, lock and marker kept
     with pytest.raises(RunError, match="nothing to resume"):
         with claim_run_dir(tmp_path / "never", resume=True):
             pass
@@ -125,13 +135,13 @@ def test_resume_removes_what_a_killed_writer_left_and_nothing_else(tmp_path):
     assert latest_checkpoint(out).name == "step-00000001"
 
 
-def test_resume_before_any_checkpoint_says_how_to_start_again(tmp_path):
+def test_resume_before_any_checkpoint_says_that_resume_starts_it(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.yaml").write_text("train: {}\n")
     with pytest.raises(RunError) as e:
         prepare_run_dir(out, resume=True)
-    assert "nothing to resume" in str(e.value) and f"--config {out / 'config.yaml'} --out {out} --overwrite" in str(e.value)
+    assert "nothing to resume" in str(e.value) and f"mlxsft train --resume {out}" in str(e.value)
 
 
 Usage = namedtuple("Usage", "total used free")

@@ -195,6 +195,7 @@ class MLXTrainer:
                                 "rows": len(train.examples), "resumed": resume})
 
         interrupted = stopped_early = False
+        saved_step = st.step if resume else -1  # the step the newest checkpoint holds
         window_tokens, window_start = 0, time.perf_counter()
         losses: list[float] = []
         started = time.perf_counter() - st.elapsed_s
@@ -247,11 +248,13 @@ class MLXTrainer:
                                                    and self._eval_and_track(st, valid, metrics, n_micro, total))
                 if (t.save_every and st.step % t.save_every == 0) or last or stopped_early:
                     self._save(st, optimizer)
+                    saved_step = st.step
                 if stopped_early:
                     break
             if stop.requested and st.step < total:
                 interrupted = True
-                self._save(st, optimizer)
+                if saved_step != st.step:  # a stop that lands on a save step is saved once, not twice
+                    self._save(st, optimizer)
                 self.callback("message", {"text": f"interrupted at step {st.step}; checkpoint saved"})
 
         result = TrainResult(run_dir=str(self.run_dir), steps=st.step, total_steps=total,

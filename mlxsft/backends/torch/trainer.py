@@ -146,6 +146,7 @@ class TorchTrainer:
                                 "rows": len(train.examples), "resumed": resume})
 
         interrupted = stopped_early = False
+        saved_step = st.step if resume else -1  # the step the newest checkpoint holds
         window_tokens, window_start = 0, time.perf_counter()
         losses: list[float] = []
         started = time.perf_counter() - st.elapsed_s
@@ -193,11 +194,13 @@ class TorchTrainer:
                                                    and self._eval_and_track(st, valid, metrics, n_micro, total))
                 if (t.save_every and st.step % t.save_every == 0) or last or stopped_early:
                     self._save(st, optimizer, scheduler)
+                    saved_step = st.step
                 if stopped_early:
                     break
             if stop.requested and st.step < total:
                 interrupted = True
-                self._save(st, optimizer, scheduler)
+                if saved_step != st.step:  # a stop that lands on a save step is saved once, not twice
+                    self._save(st, optimizer, scheduler)
                 self.callback("message", {"text": f"interrupted at step {st.step}; checkpoint saved"})
 
         self.model.eval()
