@@ -14,8 +14,10 @@ Specs (``--scorer``):
   ``logprob:SPEC``       the mean log-probability per token of the response given the prompt under a local
                          scoring model (0 is the best possible; an empty response scores None).
   ``python:MOD:FN``      your own ``FN(prompt: dict, response: str) -> float``: ``prompt`` is the prompt row as read
-                         from the file; ``MOD`` is an importable module (the current folder is on the path) or a
-                         ``.py`` file.
+                         from the file. ``MOD`` is a ``.py`` file (``path/to/file.py``), a name whose ``NAME.py`` is
+                         in the current folder, or an installed module. It is loaded from that one file: the current
+                         folder is never put on ``sys.path``, so a stray ``json.py`` there cannot stand in for a
+                         library. It is code, run with your rights.
 """
 
 from __future__ import annotations
@@ -233,18 +235,15 @@ def load_function(target: str) -> Callable[[dict, str], Any]:
     module_name, _, fn_name = target.rpartition(":")
     if not module_name or not fn_name:
         raise ConfigError(f"--scorer python:{target}: expected python:MODULE:FUNCTION or python:FILE.py:FUNCTION")
+    if module_name.endswith(".py"):
+        path: Optional[Path] = Path(module_name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--scorer python:{target}: file not found: {path}")
+    else:  # NAME.py in the current folder, else an installed module
+        local = Path(f"{module_name}.py")
+        path = local if module_name.isidentifier() and local.is_file() else None
     try:
-        if module_name.endswith(".py"):
-            path = Path(module_name).expanduser()
-            if not path.is_file():
-                raise ConfigError(f"--scorer python:{target}: file not found: {path}")
-            spec = importlib.util.spec_from_file_location(f"mlxsft_user_scorer_{path.stem}", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-        else:
-            if "" not in sys.path and "." not in sys.path:
-                sys.path.insert(0, "")  # the current folder, as `python -m` would
-            module = importlib.import_module(module_name)
+        module = load_module_file(path) if path is not None else importlib.import_module(module_name)
     except ConfigError:
         raise
     except Exception as e:  # ImportError, SyntaxError, or whatever the user's module raises on import
@@ -254,3 +253,20 @@ def load_function(target: str) -> Callable[[dict, str], Any]:
     if not callable(fn):
         raise ConfigError(f"--scorer python:{target}: {module_name} has no function {fn_name}")
     return fn
+
+
+def load_module_file(path: Path) -> Any:
+    """Execute one ``.py`` file as a module, by its path: nothing is added to ``sys.path``, so the file's own
+    imports resolve exactly as they would without it (a stray ``json.py`` beside it is never picked up)."""
+    name = f"mlxsft_user_scorer_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"--scorer python:{path}: cannot load this file as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as `import` does: dataclasses and pickling look the module up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

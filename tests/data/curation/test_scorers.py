@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +83,22 @@ def test_python_scorer_from_a_file_and_a_module(tmp_path, monkeypatch):
         make_scorer("python:my_scores:missing")
     with pytest.raises(ConfigError, match="cannot import no_such_module"):
         make_scorer("python:no_such_module:f")
+
+
+def test_python_scorer_never_puts_the_current_folder_on_sys_path(tmp_path, monkeypatch):
+    # a stray module in the current folder named like one the scorer (or anything later) imports
+    (tmp_path / "colorsys.py").write_text("raise RuntimeError('the stray colorsys.py in the current folder ran')\n")
+    (tmp_path / "hue_scores.py").write_text(
+        "import colorsys\n\ndef hue(prompt, response):\n"
+        "    return colorsys.rgb_to_hsv(0.0, 1.0, 0.0)[0] * 3 + len(response)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [x for x in sys.path if x not in ("", ".", str(tmp_path))])
+    before = list(sys.path)
+    for spec in ("python:hue_scores:hue", "python:./hue_scores.py:hue", f"python:{tmp_path / 'hue_scores.py'}:hue"):
+        monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+        assert make_scorer(spec).score([(prompt(), "ab")]) == [3.0]  # green: hue 1/3
+        assert sys.path == before
+        assert Path(sys.modules["colorsys"].__file__).parent != tmp_path  # the standard library's
 
 
 def test_unknown_or_incomplete_scorer_specs_are_config_errors():
