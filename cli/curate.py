@@ -139,6 +139,7 @@ def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, score
     from mlxsft.cli.ui.curate import render_best_of_k
     from mlxsft.data.curation.best_of_k import BestOfKOptions, check_best_of_k
     from mlxsft.data.curation.best_of_k import best_of_k as run_best_of_k
+    from mlxsft.data.curation.jsonl import refuse_same_file
     from mlxsft.data.curation.scorers import make_scorer
     from mlxsft.data.curation.teachers import Sampling
     from mlxsft.runs import atomic_write_json
@@ -148,6 +149,8 @@ def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, score
                           rejected=Path(rejected) if rejected else None, system=system, batch_size=batch_size,
                           overwrite=overwrite)
     # bad options or a bad prompts file fail before any model is loaded
+    refuse_same_file({"--prompts": opts.prompts, "--out": opts.out, "--rejected": opts.rejected_path,
+                      "--report": Path(report) if report else None})
     check_best_of_k(opts, need_reference=scorer.partition(":")[0] == "reference")
     endpoint = dict(api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, retries=retries)
     score = make_scorer(scorer, judge_model=judge_model, batch_size=batch_size, **endpoint)

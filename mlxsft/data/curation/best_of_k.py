@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from mlxsft import __version__
 from mlxsft.data.curation.events import Progress, Tick, progress_or_silent
-from mlxsft.data.curation.jsonl import ResumableOutput
+from mlxsft.data.curation.jsonl import ResumableOutput, refuse_same_file
 from mlxsft.data.curation.prompts import PromptRow, check_prompts, read_prompts
 from mlxsft.data.curation.provenance import check_same_job, now_iso
 from mlxsft.data.curation.scorers import Scorer
@@ -102,8 +103,7 @@ def check_best_of_k(opts: BestOfKOptions, need_reference: bool) -> int:
         raise ConfigError(f"--k must be at least 1, got {opts.k}")
     if opts.k > 1 and opts.sampling.temp <= 0:
         raise ConfigError(f"--k {opts.k} with --temp 0 samples the same answer {opts.k} times; set --temp > 0")
-    if opts.rejected_path.resolve() == opts.out.resolve():
-        raise ConfigError("--rejected must differ from --out")
+    refuse_same_file({"--prompts": opts.prompts, "--out": opts.out, "--rejected": opts.rejected_path})
     return check_prompts(opts.prompts, system=opts.system, need_reference=need_reference)
 
 
@@ -134,9 +134,13 @@ def best_of_k(generator: Teacher, scorer: Scorer, opts: BestOfKOptions,
     res = BestOfKResult(out=opts.out, rejected_path=opts.rejected_path, model=generator.name, scorer=scorer.name,
                         k=opts.k, threshold=opts.threshold, prompts=total, accepted=0, rejected=0, resumed=0,
                         failed=0, duplicates=0, best=ScoreSummary(), candidates=ScoreSummary(), elapsed_s=0.0)
-    with ResumableOutput(opts.out, key, overwrite=opts.overwrite, on_row=read_back(opts.out)) as kept, \
-            ResumableOutput(opts.rejected_path, key, overwrite=opts.overwrite,
-                            on_row=read_back(opts.rejected_path)) as dropped:
+    kept = ResumableOutput(opts.out, key, overwrite=opts.overwrite, on_row=read_back(opts.out))
+    dropped = ResumableOutput(opts.rejected_path, key, overwrite=opts.overwrite, on_row=read_back(opts.rejected_path))
+    with closing(kept), closing(dropped):
+        kept.open()  # both files are read and checked before either is mended or emptied
+        dropped.open()
+        kept.prepare()
+        dropped.prepare()
         res.accepted, res.rejected = kept.rows_before, dropped.rows_before
         res.dropped_bytes = kept.dropped_bytes + dropped.dropped_bytes
         seen: set[str] = set()

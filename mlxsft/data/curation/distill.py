@@ -12,7 +12,8 @@ Each output row is the prompt's messages plus the teacher's answer, and a ``meta
               "tokens": 41, "reference": "5", "created": "2026-11-29T09:12:00Z", "mlxsft": "0.1.0"}}
 
 Rows are appended as each batch finishes; re-running resumes (``ResumableOutput``): prompts whose K samples are
-all in ``--out`` are skipped. Answers that came back empty, and prompts the endpoint refused, are not written and
+all in ``--out`` are skipped. ``--out`` must not be the prompts file, and a file mlxsft did not write is never
+resumed, cut or (``--overwrite``) emptied. Answers that came back empty, and prompts the endpoint refused, are not written and
 are tried again on a re-run. A repeated prompt (same id) is answered once.
 """
 
@@ -25,7 +26,7 @@ from typing import Optional
 
 from mlxsft import __version__
 from mlxsft.data.curation.events import Progress, Tick, progress_or_silent
-from mlxsft.data.curation.jsonl import ResumableOutput
+from mlxsft.data.curation.jsonl import ResumableOutput, refuse_same_file
 from mlxsft.data.curation.provenance import check_same_job, now_iso
 from mlxsft.data.curation.prompts import PromptRow, check_prompts, read_prompts
 from mlxsft.data.curation.teachers import Completion, Sampling, Teacher
@@ -68,6 +69,7 @@ def check_distill(opts: DistillOptions) -> int:
         raise ConfigError(f"--k must be at least 1, got {opts.k}")
     if opts.k > 1 and opts.sampling.temp <= 0:
         raise ConfigError(f"--k {opts.k} with --temp 0 gives {opts.k} identical answers per prompt; set --temp")
+    refuse_same_file({"--prompts": opts.prompts, "--out": opts.out})
     return check_prompts(opts.prompts, system=opts.system)
 
 

@@ -7,8 +7,9 @@
             out.append([row])                                # one write, then flush and fsync
 
 ``ResumableOutput`` is how ``distill`` and ``best-of-k`` survive a crash or Ctrl-C: rows are appended as batches
-finish, and reopening the file drops a half-written last line (a crash mid-write), reads back the keys already
-written, and takes an exclusive lock so two processes never append to the same file.
+finish, and reopening the file reads back the keys already written (checking each row), drops a half-written last
+line (a crash mid-write) of a file mlxsft wrote, and takes an exclusive lock so two processes never append to the
+same file. A file that mlxsft did not write is never cut, mended or emptied.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from mlxsft.errors import DataError, RunError
+from mlxsft.errors import ConfigError, DataError, RunError
 
 BOM = b"\xef\xbb\xbf"
 
@@ -57,22 +58,31 @@ def dumps_row(row: dict) -> bytes:
     return json.dumps(row, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n"
 
 
-def drop_partial_tail(fd: int) -> int:
-    """Truncate an open file back to its last complete line; returns the bytes dropped (0 if none)."""
-    size = os.fstat(fd).st_size
-    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-        return 0
-    cut, end = 0, size
-    while end > 0:  # scan back in blocks for the last newline
-        start = max(0, end - (1 << 16))
-        at = os.pread(fd, end - start, start).rfind(b"\n")
-        if at >= 0:
-            cut = start + at + 1
-            break
-        end = start
-    os.ftruncate(fd, cut)
-    os.fsync(fd)
-    return size - cut
+def written_by_mlxsft(row: dict) -> bool:
+    """A row ``distill`` / ``best-of-k`` wrote: it carries their ``meta`` (the step and mlxsft's version)."""
+    meta = row.get("meta")
+    return isinstance(meta, dict) and isinstance(meta.get("step"), str) and "mlxsft" in meta
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """One file under two names: the same path, a symlink, ``..`` or a hard link."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): they cannot be one file
+        return False
+
+
+def refuse_same_file(paths: dict[str, Optional[Path]]) -> None:
+    """ConfigError when two of the named paths (``{"--prompts": ..., "--out": ...}``) are one file, so an output
+    can never be written over an input, or two outputs into one file."""
+    named = [(flag, Path(p)) for flag, p in paths.items() if p is not None]
+    for i, (flag_a, a) in enumerate(named):
+        for flag_b, b in named[i + 1:]:
+            if same_file(a, b):
+                raise ConfigError(f"{flag_a} {a} and {flag_b} {b} are the same file; they must differ")
 
 
 class ResumableOutput:
@@ -80,7 +90,13 @@ class ResumableOutput:
 
     ``key(row)`` names a finished unit of work (a prompt id, or prompt id and sample); ``done`` holds the keys of
     every row in the file. ``on_row(line, row)`` sees each existing row while the file is read back (to check it
-    comes from the same job, or to count its scores). ``overwrite`` empties the file first.
+    comes from the same job, or to count its scores). ``overwrite`` empties the file instead.
+
+    Nothing is changed before the whole file has been read and checked: then a half-written last line (a crash
+    mid-write) is dropped, or a last row that lacks only its newline gets one, and ``overwrite`` empties the file;
+    each only when every row in it was written by mlxsft (``written_by_mlxsft``). Anyone else's file is left
+    byte for byte as it was, with a one-line error. ``open()`` + ``prepare()`` (what ``with`` does) let a caller
+    check two outputs before changing either.
     """
 
     def __init__(self, path: Path, key: Callable[[dict], Optional[str]], *, overwrite: bool = False,
@@ -94,8 +110,20 @@ class ResumableOutput:
         self.dropped_bytes = 0  # a half-written last line removed when opened
         self.appended = 0
         self._fd: Optional[int] = None
+        self._size = 0  # bytes in the file when it was read back
+        self._mend: Optional[str] = None  # what prepare() does: "empty", "cut" (dropped_bytes) or "newline"
 
     def __enter__(self) -> "ResumableOutput":
+        self.open()
+        try:
+            self.prepare()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def open(self) -> "ResumableOutput":
+        """Lock the file and read it back; nothing in it is changed."""
         import fcntl
 
         if self.path.is_dir():
@@ -109,9 +137,6 @@ class ResumableOutput:
             raise RunError(f"{self.path}: another mlxsft process is writing this file") from None
         self._fd = fd
         try:
-            if self.overwrite:
-                os.ftruncate(fd, 0)
-            self.dropped_bytes = drop_partial_tail(fd)
             self._read_back()
         except BaseException:
             self.close()
@@ -119,21 +144,60 @@ class ResumableOutput:
         return self
 
     def _read_back(self) -> None:
+        """Parse and check every row. The last line may lack its newline: a whole row is a row (a crash between
+        the row and its newline, or a file written by hand), anything else is what a crash mid-write leaves."""
+        name = str(self.path)
+        ours = True  # every row so far was written by mlxsft
+        rows = torn = 0
+        newline = False  # the last row lacks its newline
         with open(self.path, "rb") as f:
             for lineno, raw in enumerate(f, 1):
+                self._size += len(raw)
                 if not raw.strip():
                     continue
+                last = not raw.endswith(b"\n")
                 try:
-                    row = parse_line(raw, str(self.path), lineno)
+                    row = parse_line(raw, name, lineno)
                 except DataError as e:
-                    raise DataError(f"{e}; the output is damaged: fix or delete that line, or pass --overwrite") \
-                        from None
+                    if last:
+                        torn = len(raw)
+                        break
+                    raise DataError(f"{e}; the output is damaged: fix or delete that line") from None
+                newline = last
+                rows += 1
+                ours = ours and written_by_mlxsft(row)
+                if self.overwrite:
+                    if not ours:
+                        raise ConfigError(f"{name}:{lineno}: --overwrite empties only an output written by mlxsft, "
+                                          "and this row has no mlxsft meta", hint="use another --out")
+                    continue
                 if self.on_row is not None:
                     self.on_row(lineno, row)
                 k = self.key(row)
                 if k is not None:
                     self.done.add(k)
-                self.rows_before += 1
+        if (torn or newline) and not (ours and rows):
+            what = "is incomplete" if torn else "has no newline"
+            raise DataError(f"its last line {what}, and no row shows that mlxsft wrote this file, so it is left as "
+                            "it is", file=name, hint="fix or delete that line, or use another --out")
+        if self.overwrite:
+            self._mend = "empty" if self._size else None
+        else:
+            self.rows_before, self.dropped_bytes = rows, torn
+            self._mend = "cut" if torn else "newline" if newline else None
+
+    def prepare(self) -> None:
+        """Make the checked file ready to append to: empty it (``overwrite``), or mend its last line."""
+        fd = self._fd
+        assert fd is not None, "prepare before open"
+        if self._mend is None:
+            return
+        if self._mend == "newline":
+            os.write(fd, b"\n")
+        else:
+            os.ftruncate(fd, 0 if self._mend == "empty" else self._size - self.dropped_bytes)
+        os.fsync(fd)
+        self._mend = None
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Write ``rows`` in one write, then flush to disk: a crash loses at most this batch, never earlier ones."""

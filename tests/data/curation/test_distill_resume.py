@@ -4,7 +4,6 @@ crash that left half a line."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -115,9 +114,15 @@ def test_resumable_output_locks_and_reports_damage(tmp_path):
     out.write_text('{"id": "1"}\n{broken\n{"id": "3"}\n')  # damage in the middle is not a crash artefact
     with pytest.raises(DataError, match=r"o.jsonl:2: invalid JSON .* the output is damaged"):
         ResumableOutput(out, key).__enter__()
-    out.write_bytes(b'{"id": "1"}')  # a single half line: everything goes
+    out.write_bytes(b'{"id": "1"}')  # nothing shows mlxsft wrote this: neither cut nor mended
+    with pytest.raises(DataError, match="its last line has no newline, and no row shows that mlxsft wrote"):
+        ResumableOutput(out, key).__enter__()
+    out.write_bytes(b'{"messages": [{"role": "user", "content": "Quest')  # a lone half line: whose?
+    with pytest.raises(DataError, match="its last line is incomplete"):
+        ResumableOutput(out, key).__enter__()
+    assert out.read_bytes() == b'{"messages": [{"role": "user", "content": "Quest'
+    out.unlink()
     with ResumableOutput(out, key) as c:
-        assert c.done == set() and c.dropped_bytes == 11 and os.path.getsize(out) == 0
         c.append([{"id": "x", "text": "é"}])
     assert json.loads(out.read_text(encoding="utf-8")) == {"id": "x", "text": "é"}
 
