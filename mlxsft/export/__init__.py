@@ -9,8 +9,8 @@
 Files, one job each: ``run.py`` (read a run folder of either backend), ``fuse.py`` (adapters into the base:
 mlx-lm's ``fuse`` / peft's ``merge_and_unload``), ``stops.py`` (EOS and end-of-turn ids from the run's
 template), ``hf_format.py``, ``mlx_format.py``, ``gguf_format.py`` + ``gguf_vocab.py`` (the three writers),
-``gguf_read.py`` (fast read-back), ``modelfile.py`` (Ollama), ``card.py`` (README.md), ``pipeline.py`` (the
-order of work, all or nothing).
+``modelfile.py`` (Ollama), ``card.py`` (README.md), ``pipeline.py`` (the order of work, all or nothing). The GGUF
+read-back uses the models layer's checked reader, ``mlxsft.models.gguf_read``.
 Nothing here prints; progress goes through a ``(stage, fraction)`` callback.
 """
 

@@ -56,7 +56,7 @@ def add_vocab(writer: Any, hf_dir: Path, vocab_size: int, source_gguf: Optional[
 def copy_tokenizer_fields(writer: Any, source_gguf: Path) -> None:
     import gguf
 
-    from mlxsft.export.gguf_read import read_fields
+    from mlxsft.models.gguf_read import read_fields
 
     fields, _ = read_fields(source_gguf, full=lambda key: key.startswith("tokenizer."))
     for key, field in fields.items():
@@ -67,7 +67,7 @@ def copy_tokenizer_fields(writer: Any, source_gguf: Path) -> None:
 
 
 def _gguf_vocab_size(path: Path) -> int:
-    from mlxsft.export.gguf_read import read_gguf
+    from mlxsft.models.gguf_read import read_gguf
 
     return read_gguf(path).vocab_size or -1
 

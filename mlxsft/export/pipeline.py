@@ -158,7 +158,7 @@ def precheck_gguf(run: RunInfo) -> None:
 
     source = resolve_model(run.base_model)
     if source.format == "gguf":
-        from mlxsft.export.gguf_read import read_gguf
+        from mlxsft.models.gguf_read import read_gguf
 
         arch = read_gguf(Path(source.path)).architecture or "?"
         model_type = GGUF_TO_MODEL_TYPE.get(arch, arch)
@@ -171,7 +171,7 @@ def precheck_gguf(run: RunInfo) -> None:
 def _write_gguf_export(fused: Any, run: RunInfo, tmp: Path, scratch: Path, opts: ExportOptions, name: str,
                        template: str, stops: Stops, report: Progress) -> list[str]:
     from mlxsft.export.gguf_format import write_gguf
-    from mlxsft.export.gguf_read import read_gguf
+    from mlxsft.models.gguf_read import read_gguf
     from mlxsft.export.hf_format import write_hf
     from mlxsft.export.modelfile import modelfile
 

@@ -6,7 +6,8 @@
     model, tokenizer, folder = load_mlx("gemma3-270m")     # converted once, then from the cache
 
 Files: ``resolve.py`` (spec -> ModelSource), ``aliases.py`` (embedded models), ``hub.py`` (Hub download),
-``checks.py`` (cheap input checks), ``from_gguf.py`` (GGUF -> HF), ``config_fixes.py`` (HF config -> mlx-lm
+``checks.py`` (cheap input checks), ``gguf_read.py`` (GGUF header and tensor table, every length checked
+against the file size), ``from_gguf.py`` (GGUF -> HF), ``config_fixes.py`` (HF config -> mlx-lm
 keys), ``convert.py`` (-> MLX folder), ``cache.py`` (content-keyed cache), ``load.py`` (load for use),
 ``atomic.py`` (temp folder + rename). Nothing here prints; progress goes through a ``(stage, fraction)``
 callback. Every user-caused failure is a one-line ``mlxsft.errors.ModelError``.

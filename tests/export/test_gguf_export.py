@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlxsft.export import ExportOptions, export_run
-from mlxsft.export.gguf_read import read_gguf
+from mlxsft.models.gguf_read import read_gguf
 from tests.export.conftest import IDS, assert_adapter_matters, mlx_logits
 
 torch = pytest.importorskip("torch")
@@ -125,10 +125,11 @@ def test_gguf_metadata_reads_back(exports, arch, gguf_arch):
     assert reader.get_field("tokenizer.ggml.pre").contents() == "smollm"  # llama.cpp's name for this tokenizer
     assert len(reader.get_field("tokenizer.ggml.merges").data) > 40000
     # our fast reader (the export's read-back) says what gguf's own reader says, field by field
-    from mlxsft.export.gguf_read import read_fields
+    from mlxsft.models.gguf_read import read_fields
 
     fields, tensors = read_fields(file, full=lambda key: True)
-    assert tensors == [(t.name, t.tensor_type.name) for t in reader.tensors]
+    assert [(t.name, t.type, t.shape, t.offset, t.nbytes) for t in tensors] == [
+        (t.name, t.tensor_type.name, tuple(int(d) for d in t.shape), t.data_offset, int(t.n_bytes)) for t in reader.tensors]
     for key, field in reader.fields.items():
         if not key.startswith("GGUF."):
             mine = fields[key].value

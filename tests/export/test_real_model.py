@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlxsft.export import ExportOptions, export_run
-from mlxsft.export.gguf_read import read_fields
+from mlxsft.models.gguf_read import read_fields
 from tests.export.conftest import assert_adapter_matters, mlx_logits, train_run
 from tests.tiny import smol_gguf_path
 
