@@ -8,7 +8,8 @@
 
 ``distill`` and ``best-of-k`` append rows as they finish: run the same command again after a crash or Ctrl-C to
 resume. An endpoint's API key is read from an environment variable only (``--api-key-env``, else
-``MLXSFT_API_KEY`` or ``OPENAI_API_KEY``).
+``MLXSFT_API_KEY`` or ``OPENAI_API_KEY``); an endpoint must be https unless it is this machine (or
+``--allow-insecure-endpoint``).
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ def endpoint_options(fn: Callable) -> Callable:
         click.option("--concurrency", type=click.IntRange(1), default=4, show_default=True,
                      help="Endpoint requests in flight at once."),
         click.option("--timeout", type=click.FloatRange(0, min_open=True), default=120.0, show_default=True,
-                     help="Seconds to wait for one endpoint answer."),
+                     help="Seconds one endpoint request may take in all (connect, wait and read)."),
         click.option("--retries", type=click.IntRange(0), default=4, show_default=True,
                      help="Retries of a failed endpoint request (exponential backoff)."),
+        click.option("--allow-insecure-endpoint", is_flag=True,
+                     help="Allow plain http:// to another machine: the API key and prompts travel unencrypted."),
     ]):
         fn = opt(fn)
     return fn
@@ -59,13 +62,23 @@ def sampling_options(temp: float) -> Callable:
     return decorate
 
 
+def _warn_insecure(spec: str, allowed: bool) -> None:
+    from mlxsft.cli.ui.curate import print_insecure_endpoint
+    from mlxsft.data.curation.teachers import is_endpoint, is_insecure_endpoint, redact_url
+
+    if allowed and is_endpoint(spec) and is_insecure_endpoint(spec):
+        print_insecure_endpoint(redact_url(spec))
+
+
 def _teacher(spec: str, model_name: Optional[str], batch_size: int, kw: dict[str, Any]) -> Any:
     from mlxsft.cli.ui.curate import print_loading
     from mlxsft.cli.ui.models import conversion_progress
     from mlxsft.data.curation.teachers import is_endpoint, make_teacher
 
     if is_endpoint(spec):
-        return make_teacher(spec, model_name=model_name, batch_size=batch_size, **kw)
+        teacher = make_teacher(spec, model_name=model_name, batch_size=batch_size, **kw)
+        _warn_insecure(spec, kw["allow_insecure"])
+        return teacher
     print_loading(f"loading {spec}")
     with conversion_progress(f"loading {spec}") as progress:
         return make_teacher(spec, model_name=model_name, batch_size=batch_size, load_progress=progress, **kw)
@@ -96,7 +109,8 @@ def _run(out: Path, job: Callable[[Any], Any]) -> Any:
 @endpoint_options
 def distill(teacher: str, teacher_model: Optional[str], prompts: str, out: str, k: int, temp: float, top_p: float,
             max_tokens: int, seed: int, system: Optional[str], batch_size: int, overwrite: bool,
-            api_key_env: Optional[str], concurrency: int, timeout: float, retries: int) -> None:
+            api_key_env: Optional[str], concurrency: int, timeout: float, retries: int,
+            allow_insecure_endpoint: bool) -> None:
     """Answer each prompt with a teacher model and write the answers as SFT rows (with provenance)."""
     from mlxsft.cli.ui.curate import render_distill
     from mlxsft.data.curation.distill import DistillOptions, check_distill
@@ -108,7 +122,8 @@ def distill(teacher: str, teacher_model: Optional[str], prompts: str, out: str, 
                           batch_size=batch_size, overwrite=overwrite)
     check_distill(opts)  # bad options or a bad prompts file fail before a model is loaded
     gen = _teacher(teacher, teacher_model, batch_size,
-                   dict(api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, retries=retries))
+                   dict(api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, retries=retries,
+                        allow_insecure=allow_insecure_endpoint))
     result = _run(opts.out, lambda progress: run_distill(gen, opts, progress=progress))
     render_distill(result)
 
@@ -134,7 +149,8 @@ def distill(teacher: str, teacher_model: Optional[str], prompts: str, out: str, 
 def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, scorer: str, judge_model: Optional[str],
               threshold: Optional[float], out: str, rejected: Optional[str], report: Optional[str], temp: float,
               top_p: float, max_tokens: int, seed: int, system: Optional[str], batch_size: int, overwrite: bool,
-              api_key_env: Optional[str], concurrency: int, timeout: float, retries: int) -> None:
+              api_key_env: Optional[str], concurrency: int, timeout: float, retries: int,
+              allow_insecure_endpoint: bool) -> None:
     """Sample K answers per prompt, score them, keep the best; with --threshold reject prompts scoring below it."""
     from mlxsft.cli.ui.curate import render_best_of_k
     from mlxsft.data.curation.best_of_k import BestOfKOptions, check_best_of_k
@@ -152,8 +168,11 @@ def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, score
     refuse_same_file({"--prompts": opts.prompts, "--out": opts.out, "--rejected": opts.rejected_path,
                       "--report": Path(report) if report else None})
     check_best_of_k(opts, need_reference=scorer.partition(":")[0] == "reference")
-    endpoint = dict(api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, retries=retries)
+    endpoint = dict(api_key_env=api_key_env, concurrency=concurrency, timeout=timeout, retries=retries,
+                    allow_insecure=allow_insecure_endpoint)
     score = make_scorer(scorer, judge_model=judge_model, batch_size=batch_size, **endpoint)
+    if scorer.startswith("judge:"):
+        _warn_insecure(scorer[len("judge:"):], allow_insecure_endpoint)
     gen = _teacher(model, model_name, batch_size, endpoint)
     result = _run(opts.out, lambda progress: run_best_of_k(gen, score, opts, progress=progress))
     render_best_of_k(result)

@@ -80,6 +80,11 @@ def print_interrupted(out: Any) -> None:
     print_warning(f"interrupted: the rows finished so far are saved in {out}; run the same command again to resume")
 
 
+def print_insecure_endpoint(url: str) -> None:
+    print_warning(f"{url}: plain http to another machine (--allow-insecure-endpoint): the API key and every prompt "
+                  "travel unencrypted")
+
+
 def _resume_note(rows_before: int, dropped: int) -> Optional[str]:
     notes = []
     if rows_before:

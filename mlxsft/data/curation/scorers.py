@@ -10,7 +10,8 @@ Specs (``--scorer``):
                          ``reference:numeric`` and ``reference:contains`` score 1.0/0.0 by that test alone.
   ``judge:SPEC``         an LLM judge (a local model spec, or an endpoint URL with ``--judge-model``) rates the answer
                          from 1 to 10 with the rubric in ``JUDGE_PROMPT`` (shown the reference when the row has one);
-                         a reply without a rating scores None (lowest).
+                         a reply without a rating scores None (lowest). The scorer's name (in every row's ``meta``)
+                         holds the URL without credentials or query, as a teacher's does.
   ``logprob:SPEC``       the mean log-probability per token of the response given the prompt under a local
                          scoring model (0 is the best possible; an empty response scores None).
   ``python:MOD:FN``      your own ``FN(prompt: dict, response: str) -> float``: ``prompt`` is the prompt row as read
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from mlxsft.data.curation.prompts import PromptRow
-from mlxsft.data.curation.teachers import Sampling, Teacher, is_endpoint, make_teacher
+from mlxsft.data.curation.teachers import Sampling, Teacher, is_endpoint, make_teacher, redact_url
 from mlxsft.errors import ConfigError
 
 Item = tuple[PromptRow, str]
@@ -72,7 +73,8 @@ class Scorer(Protocol):
 
 
 def make_scorer(spec: str, *, judge_model: Optional[str] = None, api_key_env: Optional[str] = None,
-                batch_size: int = 16, concurrency: int = 4, timeout: float = 120.0, retries: int = 4) -> Scorer:
+                batch_size: int = 16, concurrency: int = 4, timeout: float = 120.0, retries: int = 4,
+                allow_insecure: bool = False) -> Scorer:
     kind, _, arg = spec.partition(":")
     if kind == "reference":
         return ReferenceScorer(arg or "auto")
@@ -80,8 +82,8 @@ def make_scorer(spec: str, *, judge_model: Optional[str] = None, api_key_env: Op
         if not arg:
             raise ConfigError("--scorer judge:SPEC needs a model spec or an endpoint URL after 'judge:'")
         judge = make_teacher(arg, model_name=judge_model, api_key_env=api_key_env, batch_size=batch_size,
-                             concurrency=concurrency, timeout=timeout, retries=retries)
-        return JudgeScorer(judge, name=spec)
+                             concurrency=concurrency, timeout=timeout, retries=retries, allow_insecure=allow_insecure)
+        return JudgeScorer(judge, name=f"judge:{redact_url(arg)}" if is_endpoint(arg) else spec)
     if kind == "logprob":
         if not arg:
             raise ConfigError("--scorer logprob:SPEC needs a local model spec after 'logprob:'")

@@ -3,14 +3,11 @@ concurrency limit, per-prompt refusals, and an API key that never leaves the req
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,79 +18,6 @@ from tests.data.curation.conftest import read_jsonl, write_jsonl
 
 SECRET = "sk-test-0123456789-do-not-leak"
 MSG = [{"role": "user", "content": "Hi"}]
-
-
-class Stub:
-    """A chat-completions server whose answers follow a script: a list of (status, delay_s) per request, then 200."""
-
-    def __init__(self, script=(), delay: float = 0.0, body: bytes | None = None, reply=lambda text: "echo: " + text):
-        self.script, self.delay, self.body, self.reply = list(script), delay, body, reply
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        self.active = self.max_active = 0
-        self.lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with stub.lock:
-                    stub.requests.append(body)
-                    stub.headers.append(dict(self.headers))
-                    step = stub.script.pop(0) if stub.script else (200, stub.delay)
-                    stub.active += 1
-                    stub.max_active = max(stub.max_active, stub.active)
-                status, delay = step
-                try:
-                    time.sleep(delay)
-                    if status != 200:
-                        self.send_response(status)
-                        if status == 503:
-                            self.send_header("Retry-After", "0")
-                        self.end_headers()
-                        self.wfile.write(b'{"error": "busy"}')
-                        return
-                    answer = stub.reply(body["messages"][-1]["content"])
-                    payload = stub.body or json.dumps({
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": answer}}],
-                        "usage": {"completion_tokens": 3}}).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
-                    pass
-                finally:
-                    with stub.lock:
-                        stub.active -= 1
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def stub_factory():
-    made = []
-
-    def make(*a, **kw):
-        s = Stub(*a, **kw)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
 
 
 def teacher(url, sleeps=None, **kw):
