@@ -6,6 +6,10 @@ Sections: base model, data, method, hyperparameters, final metrics (last train l
 loss, steps, tokens), the before/after table totals when the run asked the held-out questions, the export
 itself (format, precision, stop tokens) and how to load it. A Hugging Face front matter block names the base
 model and the library.
+
+A card is made to be published, so it names local things by their last part only: a base model or dataset
+given as a path is its folder or file name (an alias or Hub id stays as typed), and the run is its folder name
+with the checkpoint inside it (``sft-1/best``). No absolute path, and so no home folder or user name.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from mlxsft.export.run import RunInfo
@@ -28,29 +33,31 @@ class CardExport:
     precision: str  # e.g. "float16", "4-bit (group size 64)", "q8_0"
     stops: Stops
     files: list[str] = field(default_factory=list)
-    base_name: str = ""  # display name of the base model
+    base_name: str = ""  # display name of the base model (a Hub id, an alias's name, a folder's name)
 
 
 def model_card(run: RunInfo, export: CardExport) -> str:
     cfg = run.config
     title = run.name
+    base = export.base_name or public_name(run.base_model)
     tags = ["mlxsft", "sft", run.method, run.backend]
     if cfg is not None and cfg.model.quantize:
         tags.append("qlora")
-    front = ["---", f"base_model: {_yaml(export.base_name or run.base_model)}",
+    front = ["---", f"base_model: {_yaml(base)}",
              f"library_name: {LIBRARY[export.format]}", "pipeline_tag: text-generation",
              "tags:", *[f"- {t}" for t in tags], "---", ""]
     body = [MARKER, "", f"# {title}", "",
-            f"Supervised fine-tune of **{export.base_name or run.base_model}** with "
+            f"Supervised fine-tune of **{base}** with "
             f"[mlxsft](https://pypi.org/project/mlxsft/) ({_method_name(run)}, {run.backend} backend), "
             f"exported as {_format_name(export.format)}.", ""]
-    body += _section("Base model", [("model", run.base_model), ("name", export.base_name or None),
+    body += _section("Base model", [("model", public_name(run.base_model)), ("name", export.base_name or None),
                                     ("dtype in training", cfg.model.dtype if cfg else None),
                                     ("quantized in training", f"{cfg.model.quantize}-bit (QLoRA)"
                                      if cfg and cfg.model.quantize else None)])
     if cfg is not None:
         d, lo, o, t = cfg.data, cfg.lora, cfg.optim, cfg.train
-        body += _section("Data", [("dataset", d.data or "mlxsft bundled SFT set"), ("format", d.format),
+        body += _section("Data", [("dataset", public_name(d.data) if d.data else "mlxsft bundled SFT set"),
+                                  ("format", d.format),
                                   ("supervised tokens", d.train_on), ("max sequence length", d.max_seq_len),
                                   ("packing", "yes" if d.pack else "no"), ("max rows", d.max_rows)])
         method = [("method", _method_name(run)), ("layers adapted", "all" if lo.num_layers < 0 else f"last {lo.num_layers}")]
@@ -74,9 +81,28 @@ def model_card(run: RunInfo, export: CardExport) -> str:
         ("end of turn", f"`{stops.eot_text}`" + ("" if stops.eot_is_token else " (not a single token: a stop string)")
          if stops.eot_text else None),
         ("stop token ids", ", ".join(map(str, stops.ids)) or None),
-        ("exported", time.strftime("%Y-%m-%d %H:%M")), ("from run", str(run.weights_dir))])
+        ("exported", time.strftime("%Y-%m-%d %H:%M")), ("from run", _run_ref(run))])
     body += ["## Use", "", "```bash", *_usage(export), "```", ""]
     return "\n".join(front + body)
+
+
+def public_name(spec: str) -> str:
+    """An alias or Hub id as typed; a path (absolute, ``~``, ``./``, or one that exists here) by its last part."""
+    text = str(spec).strip()
+    path = Path(text).expanduser()
+    if path.is_absolute() or text.startswith(("~", ".")) or path.exists():
+        return path.resolve().name or text
+    return text
+
+
+def _run_ref(run: RunInfo) -> str:
+    """The run folder's name and, for a checkpoint, the path inside it: ``sft-1``, ``sft-1/best``."""
+    root = run.run_dir.resolve()
+    try:
+        inner = run.weights_dir.resolve().relative_to(root)
+    except ValueError:
+        inner = Path()
+    return (Path(root.name) / inner).as_posix()
 
 
 def _method_name(run: RunInfo) -> str:

@@ -195,8 +195,10 @@ def _write_card(run: RunInfo, fused: Any, tmp: Path, opts: ExportOptions, result
     from mlxsft.export.card import CardExport, model_card
 
     files = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != "README.md") + ["README.md"]
+    source = fused.source  # a Hub model by its id (what the Hub links base_model to), others by name, never a path
+    base_name = source.spec if source.kind == "hub" else source.name
     card = CardExport(format=opts.format, precision=result.precision, stops=result.stops, files=files,
-                      base_name=getattr(fused.source, "name", "") or "")
+                      base_name=base_name or "")
     (tmp / "README.md").write_text(model_card(run, card), encoding="utf-8")
 
 

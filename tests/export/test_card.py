@@ -56,3 +56,37 @@ def test_card_for_full_fine_tuning_without_metrics(tmp_path):
     assert "| method | full fine-tuning |" in text and "| rank |" not in text
     assert "| metrics | none recorded |" in text and "## Before / after" not in text
     assert "library_name: transformers" in text
+
+
+def test_card_names_no_local_path_and_no_user(tmp_path, monkeypatch):
+    """A card is published: the base model, the dataset and the run are named, never located."""
+    home = tmp_path / "home" / "alice-q7"
+    monkeypatch.setenv("HOME", str(home))
+    model = home / "models" / "my-llama"
+    model.mkdir(parents=True)
+    data = home / "data" / "chats.jsonl"
+    data.parent.mkdir(parents=True)
+    data.write_text("")
+    run_dir = home / "runs" / "sft-1"
+    (run_dir / "best").mkdir(parents=True)
+    stops = Stops(eos_id=2, eot_id=2, eot_text="<|im_end|>", ids=[2], strings=["<|im_end|>"])
+    for spec, base_name in (("~/models/my-llama", ""), (str(model), "my-llama"), ("./models/my-llama", "")):
+        monkeypatch.chdir(home)
+        cfg = load_config(None, dict(model=spec, data=str(data)))
+        run = RunInfo(weights_dir=run_dir / "best", run_dir=run_dir, backend="mlx", method="lora", base_model=spec,
+                      config=cfg, metrics=METRICS)
+        text = model_card(run, CardExport(format="hf", precision="float16", stops=stops, base_name=base_name))
+        for leak in (str(tmp_path), "alice", "/home", "~"):
+            assert leak not in text, (spec, leak)
+        lines = text.splitlines()
+        for row in ("base_model: my-llama", "| model | my-llama |", "| dataset | chats.jsonl |",
+                    "| from run | sft-1/best |"):
+            assert row in lines, (spec, row)
+
+
+def test_card_keeps_hub_ids_and_aliases():
+    from mlxsft.export.card import public_name
+
+    assert public_name("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert public_name("smollm2-135m-instruct") == "smollm2-135m-instruct"
+    assert public_name("/Users/bob/data/train.jsonl") == "train.jsonl"
