@@ -13,6 +13,14 @@ trained to stop.
 
 Documented fallback: a template of no known family, or one that fails the check, gets no ``TEMPLATE`` line;
 Ollama then picks a template from the GGUF's ``tokenizer.chat_template`` itself. The export reports it.
+
+Quoting: Ollama's Modelfile parser (``parser/parser.go``) has no escapes. A value in triple quotes ends at the
+first line end where the text so far, trailing blanks aside, ends in three quotes; a value in single double
+quotes likewise at the first line end after a quote; characters that are not printable (other than tab, CR
+and LF) are dropped. ``modelfile_string`` picks the form that reads back as exactly the text, or returns None
+when none does (a line of the text ending in three quotes, for instance): that ``SYSTEM`` or ``stop`` is then
+left out, with a warning, rather than written so that it ends early and the rest of the text becomes
+Modelfile commands.
 """
 
 from __future__ import annotations
@@ -125,18 +133,40 @@ def modelfile(gguf_name: str, hf_tokenizer: Any, template: str, stops: Stops, *,
              f"#   ollama create {name.lower()} -f Modelfile && ollama run {name.lower()}",
              f"FROM ./{gguf_name}", ""]
     warnings: list[str] = []
-    if tr.family is not None:
-        lines += [f"# {tr.family.name} turns, checked against the run's chat template",
-                  f'TEMPLATE """{tr.family.go_template()}"""', ""]
+    template = modelfile_string(tr.family.go_template()) if tr.family is not None else None
+    if template is not None:
+        lines += [f"# {tr.family.name} turns, checked against the run's chat template", f"TEMPLATE {template}", ""]
         if tr.default_system:
-            lines += [f'SYSTEM """{tr.default_system}"""', ""]
+            system = modelfile_string(tr.default_system)
+            if system is not None:
+                lines += [f"SYSTEM {system}", ""]
+            else:
+                lines += ["# No SYSTEM: the template's default system prompt cannot be quoted in a Modelfile", ""]
+                warnings.append("Modelfile has no SYSTEM: the chat template's default system prompt cannot be quoted "
+                                'in a Modelfile (a line ending in """, or an unprintable character); '
+                                "give it to Ollama at run time (/set system)")
     else:
-        lines += [f"# No TEMPLATE: {tr.problem}; Ollama derives one from the GGUF's tokenizer.chat_template", ""]
-        warnings.append(f"Modelfile has no TEMPLATE: {tr.problem}")
+        problem = tr.problem or "the template's markers cannot be quoted in a Modelfile"
+        lines += [f"# No TEMPLATE: {problem}; Ollama derives one from the GGUF's tokenizer.chat_template", ""]
+        warnings.append(f"Modelfile has no TEMPLATE: {problem}")
     for text in stops.strings:
-        lines.append(f"PARAMETER stop {_quote(text)}")
+        quoted = modelfile_string(text, block=False)
+        if quoted is None:
+            warnings.append(f"Modelfile has no stop {text!r}: it cannot be quoted in a Modelfile")
+        else:
+            lines.append(f"PARAMETER stop {quoted}")
     return "\n".join(lines).rstrip() + "\n", warnings
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def modelfile_string(text: str, *, block: bool = True) -> Optional[str]:
+    """``text`` as a Modelfile value that Ollama reads back as exactly ``text``, or None if there is none.
+    ``block``: the triple-quoted form even for one line (as for TEMPLATE and SYSTEM)."""
+    if not text or any(not (c.isprintable() or c in "\t\r\n") for c in text):
+        return None
+    if "\n" not in text and "\r" not in text:  # one line: the value ends at our closing quote(s)
+        return f'"{text}"' if not block and not f'"{text}"'.startswith('"""') else f'"""{text}"""'
+    # every line end inside the text is a place where the parser checks whether the value is complete
+    for i, c in enumerate(text):
+        if c in "\r\n" and text[:i].rstrip(" \t\r\n").endswith('"""'):
+            return None
+    return f'"""{text}"""'
