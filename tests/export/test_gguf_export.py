@@ -129,7 +129,8 @@ def test_gguf_metadata_reads_back(exports, arch, gguf_arch):
 
     fields, tensors = read_fields(file, full=lambda key: True)
     assert [(t.name, t.type, t.shape, t.offset, t.nbytes) for t in tensors] == [
-        (t.name, t.tensor_type.name, tuple(int(d) for d in t.shape), t.data_offset, int(t.n_bytes)) for t in reader.tensors]
+        (t.name, t.tensor_type.name, tuple(int(d) for d in t.shape), t.data_offset, int(t.n_bytes))
+        for t in reader.tensors]
     for key, field in reader.fields.items():
         if not key.startswith("GGUF."):
             mine = fields[key].value
