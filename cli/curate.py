@@ -1,4 +1,4 @@
-"""``mlxsft data distill | best-of-k | filter``: curate SFT data (thin wrappers over ``mlxsft.data.curation``).
+"""``mlxsft data distill | best-of-k | filter``: curate SFT data (thin wrappers over ``mlxsft.curate``).
 
     mlxsft data distill --teacher smollm2-135m-instruct --prompts prompts.jsonl --out distilled.jsonl
     mlxsft data distill --teacher http://127.0.0.1:8080/v1 --prompts prompts.jsonl --out api.jsonl --k 2 --temp 0.7
@@ -64,7 +64,7 @@ def sampling_options(temp: float) -> Callable:
 
 def _warn_insecure(spec: str, allowed: bool) -> None:
     from mlxsft.cli.ui.curate import print_insecure_endpoint
-    from mlxsft.data.curation.teachers import is_endpoint, is_insecure_endpoint, redact_url
+    from mlxsft.curate.teachers import is_endpoint, is_insecure_endpoint, redact_url
 
     if allowed and is_endpoint(spec) and is_insecure_endpoint(spec):
         print_insecure_endpoint(redact_url(spec))
@@ -73,7 +73,7 @@ def _warn_insecure(spec: str, allowed: bool) -> None:
 def _teacher(spec: str, model_name: Optional[str], batch_size: int, kw: dict[str, Any]) -> Any:
     from mlxsft.cli.ui.curate import print_loading
     from mlxsft.cli.ui.models import conversion_progress
-    from mlxsft.data.curation.teachers import is_endpoint, make_teacher
+    from mlxsft.curate.teachers import is_endpoint, make_teacher
 
     if is_endpoint(spec):
         teacher = make_teacher(spec, model_name=model_name, batch_size=batch_size, **kw)
@@ -113,9 +113,9 @@ def distill(teacher: str, teacher_model: Optional[str], prompts: str, out: str, 
             allow_insecure_endpoint: bool) -> None:
     """Answer each prompt with a teacher model and write the answers as SFT rows (with provenance)."""
     from mlxsft.cli.ui.curate import render_distill
-    from mlxsft.data.curation.distill import DistillOptions, check_distill
-    from mlxsft.data.curation.distill import distill as run_distill
-    from mlxsft.data.curation.teachers import Sampling
+    from mlxsft.curate.distill import DistillOptions, check_distill
+    from mlxsft.curate.distill import distill as run_distill
+    from mlxsft.curate.teachers import Sampling
 
     sampling = Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens, seed=seed)
     opts = DistillOptions(prompts=Path(prompts), out=Path(out), k=k, sampling=sampling, system=system,
@@ -153,11 +153,11 @@ def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, score
               allow_insecure_endpoint: bool) -> None:
     """Sample K answers per prompt, score them, keep the best; with --threshold reject prompts scoring below it."""
     from mlxsft.cli.ui.curate import render_best_of_k
-    from mlxsft.data.curation.best_of_k import BestOfKOptions, check_best_of_k
-    from mlxsft.data.curation.best_of_k import best_of_k as run_best_of_k
-    from mlxsft.data.curation.jsonl import refuse_same_file
-    from mlxsft.data.curation.scorers import make_scorer
-    from mlxsft.data.curation.teachers import Sampling
+    from mlxsft.curate.best_of_k import BestOfKOptions, check_best_of_k
+    from mlxsft.curate.best_of_k import best_of_k as run_best_of_k
+    from mlxsft.curate.jsonl import refuse_same_file
+    from mlxsft.curate.scorers import make_scorer
+    from mlxsft.curate.teachers import Sampling
     from mlxsft.runs import atomic_write_json
 
     sampling = Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens, seed=seed)
@@ -219,8 +219,8 @@ def filter_rows(inp: str, out: str, report: Optional[str], rejects: Optional[str
                 seed: int, overwrite: bool, as_json: bool) -> None:
     """Drop low-quality and duplicate rows, optionally keep N diverse ones; report what each step removed."""
     from mlxsft.cli.ui.curate import render_filter
-    from mlxsft.data.curation.filtering import FilterOptions, filter_file
-    from mlxsft.data.curation.quality import QualityOptions
+    from mlxsft.curate.filtering import FilterOptions, filter_file
+    from mlxsft.curate.quality import QualityOptions
 
     quality = QualityOptions(min_tokens=min_tokens, max_tokens=max_tokens, max_repeat=max_repeat,
                              refusals=refusals, garbage=garbage)

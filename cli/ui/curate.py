@@ -1,6 +1,6 @@
 """Rendering for ``mlxsft data distill | best-of-k | filter``: a progress bar while they run, then a summary.
 
-``CurateProgress`` is the ``progress(Tick)`` callback of ``mlxsft.data.curation``: a rich bar on stderr with the
+``CurateProgress`` is the ``progress(Tick)`` callback of ``mlxsft.curate``: a rich bar on stderr with the
 running counts on a terminal; otherwise a plain line on stderr per 10% at most every 5 s (logs, CI, pipes).
 """
 

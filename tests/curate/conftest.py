@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxsft.data.curation.teachers import Completion, Sampling
+from mlxsft.curate.teachers import Completion, Sampling
 from tests.data.conftest import write_jsonl
 
 __all__ = ["write_jsonl"]  # the curation tests import it from here

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlxsft.data.curation.diversity import (HashedTfidf, cluster_sample, k_center, make_embedder, minilm_available,
+from mlxsft.curate.diversity import (HashedTfidf, cluster_sample, k_center, make_embedder, minilm_available,
                                             select)
 from mlxsft.errors import ConfigError
 
@@ -128,7 +128,7 @@ def test_k_center_spreads_picks_and_handles_duplicates_and_small_inputs():
 
 
 def test_without_the_minilm_package_auto_falls_back_to_tfidf(monkeypatch):
-    import mlxsft.data.curation.diversity as diversity
+    import mlxsft.curate.diversity as diversity
 
     monkeypatch.setattr(diversity, "minilm_available", lambda: False)
     assert isinstance(make_embedder("auto"), HashedTfidf)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mlxsft.data.curation.best_of_k import BestOfKOptions, best_of_k, pick_best
-from mlxsft.data.curation.scorers import ReferenceScorer
-from mlxsft.data.curation.teachers import Completion, Sampling
+from mlxsft.curate.best_of_k import BestOfKOptions, best_of_k, pick_best
+from mlxsft.curate.scorers import ReferenceScorer
+from mlxsft.curate.teachers import Completion, Sampling
 from mlxsft.errors import ConfigError, DataError
-from tests.data.curation.conftest import ARITHMETIC, ScriptedTeacher, arithmetic_prompts, read_jsonl, write_jsonl
+from tests.curate.conftest import ARITHMETIC, ScriptedTeacher, arithmetic_prompts, read_jsonl, write_jsonl
 
 
 def candidates(q, n):

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from mlxsft.data.curation.teachers import LocalTeacher, Sampling
-from tests.data.curation.conftest import arithmetic_prompts, read_jsonl
+from mlxsft.curate.teachers import LocalTeacher, Sampling
+from tests.curate.conftest import arithmetic_prompts, read_jsonl
 
 ENV = dict(os.environ, MLXSFT_NO_BLAS_REEXEC="1")
 CONVS = [[{"role": "user", "content": q}] for q in ("What is 2 + 3?", "Name a colour.", "Say hi.")]
@@ -31,8 +31,8 @@ def test_greedy_answers_equal_the_batched_eval_generation(local):
 
 
 def test_a_local_judge_scores_what_it_can_parse(tiny_mlx_dir):
-    from mlxsft.data.curation.prompts import to_prompt
-    from mlxsft.data.curation.scorers import JudgeScorer, make_scorer
+    from mlxsft.curate.prompts import to_prompt
+    from mlxsft.curate.scorers import JudgeScorer, make_scorer
 
     scorer = make_scorer(f"judge:{tiny_mlx_dir}")
     assert isinstance(scorer, JudgeScorer) and scorer.name == f"judge:{tiny_mlx_dir}"

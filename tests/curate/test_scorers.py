@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlxsft.data.curation.prompts import to_prompt
-from mlxsft.data.curation.scorers import (JUDGE_PROMPT, JudgeScorer, LogprobScorer, ReferenceScorer, judge_messages,
+from mlxsft.curate.prompts import to_prompt
+from mlxsft.curate.scorers import (JUDGE_PROMPT, JudgeScorer, LogprobScorer, ReferenceScorer, judge_messages,
                                           make_scorer, parse_rating)
 from mlxsft.errors import ConfigError
-from tests.data.curation.conftest import ScriptedTeacher
+from tests.curate.conftest import ScriptedTeacher
 
 
 def prompt(question="What is 17 + 25?", reference="42", **extra):

@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from mlxsft.data.curation.best_of_k import BestOfKOptions, best_of_k
-from mlxsft.data.curation.distill import DistillOptions, distill
-from mlxsft.data.curation.scorers import ReferenceScorer
-from mlxsft.data.curation.teachers import Sampling
+from mlxsft.curate.best_of_k import BestOfKOptions, best_of_k
+from mlxsft.curate.distill import DistillOptions, distill
+from mlxsft.curate.scorers import ReferenceScorer
+from mlxsft.curate.teachers import Sampling
 from mlxsft.errors import ConfigError
-from tests.data.curation.conftest import ScriptedTeacher, read_jsonl, write_jsonl
+from tests.curate.conftest import ScriptedTeacher, read_jsonl, write_jsonl
 
 # a user's own training file: two rows, no newline after the last (editors and json.dump often leave it so)
 USERS = (b'{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}\n'

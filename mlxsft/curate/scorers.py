@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from mlxsft.data.curation.prompts import PromptRow
-from mlxsft.data.curation.teachers import Sampling, Teacher, is_endpoint, make_teacher, redact_url
+from mlxsft.curate.prompts import PromptRow
+from mlxsft.curate.teachers import Sampling, Teacher, is_endpoint, make_teacher, redact_url
 from mlxsft.errors import ConfigError
 
 Item = tuple[PromptRow, str]
@@ -166,26 +166,26 @@ class LogprobScorer:
         if is_endpoint(spec):
             raise ConfigError("--scorer logprob:SPEC needs a local model (endpoints do not return prompt "
                               "log-probabilities in a standard way)")
-        from mlxsft.backends.mlx.generate import stop_condition
+        from mlxsft.backends import registry
+        from mlxsft.backends.generation import hf_tokenizer
         from mlxsft.data.templates import resolve_chat_template
         from mlxsft.models import load_mlx
 
+        self.loss = registry.part("mlx", "loss")  # first: a missing mlx / mlx-lm gives the install hint
         self.name = f"logprob:{spec}"
         self.model, tokenizer, _ = load_mlx(spec)
         self.model.eval()
-        self.hf = getattr(tokenizer, "_tokenizer", tokenizer)
+        self.hf = hf_tokenizer(tokenizer)
         self.template = resolve_chat_template(self.hf, None)
-        self.stop = stop_condition(tokenizer, self.template)
 
     def score(self, items: list[Item]) -> list[Optional[float]]:
         return [self.score_one(p.messages, text) for p, text in items]
 
     def score_one(self, messages: list[dict], response: str) -> Optional[float]:
-        import mlx.core as mx
+        import mlx.core as mx  # the arrays token_nll takes
         import numpy as np
 
-        from mlxsft.backends.mlx.generate import render_prompt
-        from mlxsft.backends.mlx.loss import supervised_selection, token_nll
+        from mlxsft.backends.generation import render_prompt
 
         answer = self.hf.encode(response, add_special_tokens=False)
         if not answer:
@@ -194,8 +194,9 @@ class LogprobScorer:
         ids = np.array([prompt + answer], np.int32)
         mask = np.zeros_like(ids, np.int8)
         mask[0, len(prompt):] = 1  # mask[t] = 1: token t is a scored target
-        idx, weight = supervised_selection(mask)
-        nll, n = token_nll(self.model, mx.array(ids), mx.array(mask), select=(mx.array(idx), mx.array(weight)))
+        idx, weight = self.loss.supervised_selection(mask)
+        nll, n = self.loss.token_nll(self.model, mx.array(ids), mx.array(mask),
+                                     select=(mx.array(idx), mx.array(weight)))
         mx.eval(nll, n)
         value = -float(nll) / float(n)
         return value if math.isfinite(value) else None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlxsft.data.curation.prompts import check_prompts, prompt_id, read_prompts
+from mlxsft.curate.prompts import check_prompts, prompt_id, read_prompts
 from mlxsft.errors import DataError
-from tests.data.curation.conftest import write_jsonl
+from tests.curate.conftest import write_jsonl
 
 
 def test_every_prompt_shape_becomes_messages_ending_in_a_user_turn(tmp_path):

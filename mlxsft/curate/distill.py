@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Optional
 
 from mlxsft import __version__
-from mlxsft.data.curation.events import Progress, Tick, progress_or_silent
-from mlxsft.data.curation.jsonl import ResumableOutput, refuse_same_file
-from mlxsft.data.curation.provenance import check_same_job, now_iso
-from mlxsft.data.curation.prompts import PromptRow, check_prompts, read_prompts
-from mlxsft.data.curation.teachers import Completion, Sampling, Teacher
+from mlxsft.curate.events import Progress, Tick, progress_or_silent
+from mlxsft.curate.jsonl import ResumableOutput, refuse_same_file
+from mlxsft.curate.provenance import check_same_job, now_iso
+from mlxsft.curate.prompts import PromptRow, check_prompts, read_prompts
+from mlxsft.curate.teachers import Completion, Sampling, Teacher
 from mlxsft.errors import ConfigError
 
 MAX_ERRORS_KEPT = 5

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mlxsft.data.bundled_paths import bundled_path
-from mlxsft.data.curation.quality import (QualityChecks, QualityOptions, approx_tokens, compression_ratio,
+from mlxsft.curate.quality import (QualityChecks, QualityOptions, approx_tokens, compression_ratio,
                                           repeated_ngram_share)
 
 GOOD = [

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.data.curation.conftest import arithmetic_prompts, read_jsonl, write_jsonl
+from tests.curate.conftest import arithmetic_prompts, read_jsonl, write_jsonl
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")  # the CLI's own OpenBLAS re-exec stays on, as for users

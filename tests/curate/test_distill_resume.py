@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from mlxsft.data.curation.distill import DistillOptions, distill
-from mlxsft.data.curation.jsonl import ResumableOutput
-from mlxsft.data.curation.teachers import Completion, Sampling
+from mlxsft.curate.distill import DistillOptions, distill
+from mlxsft.curate.jsonl import ResumableOutput
+from mlxsft.curate.teachers import Completion, Sampling
 from mlxsft.data.load import load_conversations
 from mlxsft.config import DataConfig
 from mlxsft.errors import ConfigError, DataError, RunError
-from tests.data.curation.conftest import ScriptedTeacher, read_jsonl, write_jsonl
+from tests.curate.conftest import ScriptedTeacher, read_jsonl, write_jsonl
 
 
 def prompts(tmp_path, n=10):

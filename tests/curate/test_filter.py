@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from mlxsft.data.curation.filtering import STEPS, FilterOptions, filter_file
-from mlxsft.data.curation.quality import QualityOptions
+from mlxsft.curate.filtering import STEPS, FilterOptions, filter_file
+from mlxsft.curate.quality import QualityOptions
 from mlxsft.errors import ConfigError
-from tests.data.curation.conftest import read_jsonl
-from tests.data.curation.test_dedup import change_words, paragraphs
-from tests.data.curation.test_diversity import families
+from tests.curate.conftest import read_jsonl
+from tests.curate.test_dedup import change_words, paragraphs
+from tests.curate.test_diversity import families
 
 ENV = dict(os.environ, MLXSFT_NO_BLAS_REEXEC="1")
 

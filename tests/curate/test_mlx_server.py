@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.data.curation.conftest import read_jsonl, write_jsonl
+from tests.curate.conftest import read_jsonl, write_jsonl
 
 ENV = dict(os.environ, MLXSFT_NO_BLAS_REEXEC="1")
 

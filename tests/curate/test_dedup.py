@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from mlxsft.data.curation.dedup import EXACT, KEEP, NEAR, DedupIndex, normalize_text, optimal_bands, shingles
+from mlxsft.curate.dedup import EXACT, KEEP, NEAR, DedupIndex, normalize_text, optimal_bands, shingles
 
 VOCAB = ("river mountain cloud engine garden python violin ocean copper lantern forest pencil orbit harbor "
          "meadow silver thunder candle marble desert falcon glacier island jungle kettle ladder magnet needle "

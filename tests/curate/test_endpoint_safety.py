@@ -19,11 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mlxsft.data.curation.best_of_k import BestOfKOptions, best_of_k
-from mlxsft.data.curation.scorers import make_scorer
-from mlxsft.data.curation.teachers import MAX_BODY, EndpointTeacher, Sampling, make_teacher
+from mlxsft.curate.best_of_k import BestOfKOptions, best_of_k
+from mlxsft.curate.scorers import make_scorer
+from mlxsft.curate.teachers import MAX_BODY, EndpointTeacher, Sampling, make_teacher
 from mlxsft.errors import ConfigError, ModelError
-from tests.data.curation.conftest import ScriptedTeacher, read_jsonl, write_jsonl
+from tests.curate.conftest import ScriptedTeacher, read_jsonl, write_jsonl
 
 SECRET = "sk-test-0123456789-do-not-leak"
 MSG = [{"role": "user", "content": "Hi"}]

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from mlxsft.data.curation.distill import DistillOptions, distill
-from mlxsft.data.curation.teachers import EndpointTeacher, Sampling, make_teacher, redact_url
+from mlxsft.curate.distill import DistillOptions, distill
+from mlxsft.curate.teachers import EndpointTeacher, Sampling, make_teacher, redact_url
 from mlxsft.errors import ConfigError, ModelError
-from tests.data.curation.conftest import read_jsonl, write_jsonl
+from tests.curate.conftest import read_jsonl, write_jsonl
 
 SECRET = "sk-test-0123456789-do-not-leak"
 MSG = [{"role": "user", "content": "Hi"}]
@@ -125,8 +125,8 @@ def test_cli_distill_through_an_endpoint_never_prints_the_key(stub_factory, tmp_
 
 
 def test_judge_scorer_through_an_endpoint(stub_factory):
-    from mlxsft.data.curation.prompts import to_prompt
-    from mlxsft.data.curation.scorers import make_scorer
+    from mlxsft.curate.prompts import to_prompt
+    from mlxsft.curate.scorers import make_scorer
 
     stub = stub_factory(reply=lambda text: "Score: 8" if ">>>\n\nAnswer:\n<<<\nParis\n>>>" in text else "Score: 2")
     judge = make_scorer(f"judge:{stub.url}", judge_model="grader")

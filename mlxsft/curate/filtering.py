@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from mlxsft.data.curation.dedup import EXACT, KEEP, DedupIndex
-from mlxsft.data.curation.events import Progress, Tick, progress_or_silent
-from mlxsft.data.curation.jsonl import BOM, dumps_row, parse_line
-from mlxsft.data.curation.quality import QualityChecks, QualityOptions, approx_tokens
+from mlxsft.curate.dedup import EXACT, KEEP, DedupIndex
+from mlxsft.curate.events import Progress, Tick, progress_or_silent
+from mlxsft.curate.jsonl import BOM, dumps_row, parse_line
+from mlxsft.curate.quality import QualityChecks, QualityOptions, approx_tokens
 from mlxsft.errors import ConfigError, DataError
 
 STEPS = ("invalid", "too_short", "too_long", "garbage", "repetition", "refusal", "exact_dup", "near_dup",
@@ -308,7 +308,7 @@ def _select(opts: FilterOptions, report: FilterReport, kept: Path, kept_lines: a
     """Embed each kept row's prompt (its response for plain-text rows) into a memmap, choose, copy the chosen."""
     import numpy as np
 
-    from mlxsft.data.curation.diversity import make_embedder, select
+    from mlxsft.curate.diversity import make_embedder, select
 
     embedder = make_embedder(opts.embedder, seed=opts.seed)
     report.embedder = embedder.name

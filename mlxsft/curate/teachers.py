@@ -95,33 +95,31 @@ class LocalTeacher:
 
     def __init__(self, spec: str, *, batch_size: int = 16, chat_template: Optional[str] = None,
                  progress: Optional[Callable[[str, float], None]] = None):
-        from mlxsft.backends.mlx.generate import stop_condition
+        from mlxsft.backends import registry
+        from mlxsft.backends.generation import hf_tokenizer
         from mlxsft.data.templates import resolve_chat_template
         from mlxsft.models import load_mlx
 
+        self.generate = registry.part("mlx", "generate")  # first: a missing mlx / mlx-lm gives the install hint
         self.name = spec
         self.batch_size = max(1, batch_size)
         self.model, self.tokenizer, self.folder = load_mlx(spec, progress=progress)
         self.model.eval()
-        self.hf = getattr(self.tokenizer, "_tokenizer", self.tokenizer)
+        self.hf = hf_tokenizer(self.tokenizer)
         self.template = resolve_chat_template(self.hf, chat_template)
-        self.stop = stop_condition(self.tokenizer, self.template)
         self._seed: Optional[int] = None
 
     def complete(self, conversations: list[list[dict]], sampling: Sampling) -> list[Completion]:
-        import mlx.core as mx
-        from mlx_lm.sample_utils import make_sampler
-
-        from mlxsft.backends.mlx.generate import generate_answers_batch
+        from mlx_lm.sample_utils import make_sampler  # the sampler generate_answers_batch takes
 
         if not conversations:
             return []
         if self._seed != sampling.seed:  # seed once: later batches continue the same random stream
-            mx.random.seed(sampling.seed)
+            self.generate.seed(sampling.seed)
             self._seed = sampling.seed
-        answers = generate_answers_batch(self.model, self.tokenizer, conversations, self.template,
-                                         max_tokens=sampling.max_tokens, batch_size=self.batch_size,
-                                         sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p))
+        answers = self.generate.generate_answers_batch(
+            self.model, self.tokenizer, conversations, self.template, max_tokens=sampling.max_tokens,
+            batch_size=self.batch_size, sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p))
         return [Completion(text=a.text, tokens=a.tokens, finish_reason=a.finish_reason) for a in answers]
 
     def close(self) -> None:

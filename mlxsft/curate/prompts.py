@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from mlxsft.data.curation.jsonl import iter_jsonl
+from mlxsft.curate.jsonl import iter_jsonl
 from mlxsft.errors import DataError
 
 ROLES = ("system", "user", "assistant", "tool")
