@@ -112,6 +112,9 @@ def distill(teacher: str, teacher_model: Optional[str], prompts: str, out: str, 
             api_key_env: Optional[str], concurrency: int, timeout: float, retries: int,
             allow_insecure_endpoint: bool) -> None:
     """Answer each prompt with a teacher model and write the answers as SFT rows (with provenance)."""
+    from mlxsft.backends import registry
+
+    registry.choose_blas("mlx")  # a local teacher runs on MLX: OpenBLAS on Linux, before mlx is imported
     from mlxsft.cli.ui.curate import render_distill
     from mlxsft.curate.distill import DistillOptions, check_distill
     from mlxsft.curate.distill import distill as run_distill
@@ -152,6 +155,9 @@ def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, score
               api_key_env: Optional[str], concurrency: int, timeout: float, retries: int,
               allow_insecure_endpoint: bool) -> None:
     """Sample K answers per prompt, score them, keep the best; with --threshold reject prompts scoring below it."""
+    from mlxsft.backends import registry
+
+    registry.choose_blas("mlx")  # a local model or judge runs on MLX: OpenBLAS on Linux, before mlx is imported
     from mlxsft.cli.ui.curate import render_best_of_k
     from mlxsft.curate.best_of_k import BestOfKOptions, check_best_of_k
     from mlxsft.curate.best_of_k import best_of_k as run_best_of_k
@@ -218,6 +224,7 @@ def filter_rows(inp: str, out: str, report: Optional[str], rejects: Optional[str
                 near_dup: float, dedup_on: str, select: Optional[int], embedder: str, select_method: str,
                 seed: int, overwrite: bool, as_json: bool) -> None:
     """Drop low-quality and duplicate rows, optionally keep N diverse ones; report what each step removed."""
+    # no registry.choose_blas here: the MiniLM embedder is torch, ~4x slower with OpenBLAS preloaded
     from mlxsft.cli.ui.curate import render_filter
     from mlxsft.curate.filtering import FilterOptions, filter_file
     from mlxsft.curate.quality import QualityOptions
