@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from mlxsft.curate.jsonl import written_by_mlxsft
 from mlxsft.errors import ConfigError
 
 
@@ -32,7 +33,10 @@ def check_same_job(out: Path, step: str, expected: dict[str, object]) -> Callabl
             theirs = f"{meta['step']}: " + ", ".join(f"{k} {v!r}" for k, v in got.items()) if meta.get("step") \
                 else "a row without mlxsft's meta"
             ours = f"{step}: " + ", ".join(f"{k} {v!r}" for k, v in expected.items())
+            # --overwrite empties only a file mlxsft wrote: never suggest it for anyone else's
+            hint = ("use another --out, or --overwrite to start it again (it empties only an output mlxsft wrote)"
+                    if written_by_mlxsft(row) else "use another --out")
             raise ConfigError(f"{out}:{line}: this output was written by another job ({theirs}), not this one "
-                              f"({ours})", hint="use another --out, or --overwrite to start it again")
+                              f"({ours})", hint=hint)
 
     return check

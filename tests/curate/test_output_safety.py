@@ -43,8 +43,9 @@ def test_a_users_file_as_distill_out_keeps_every_byte(tree):
                                        r"mlxsft's meta\)"),
                                (True, r"train.jsonl:1: --overwrite empties only an output written by mlxsft")):
         teacher = ScriptedTeacher(answer)
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(ConfigError, match=message) as e:
             distill(teacher, DistillOptions(prompts=tree / "prompts" / "math.jsonl", out=users, overwrite=overwrite))
+        assert e.value.hint == "use another --out"  # --overwrite would refuse a file mlxsft did not write
         assert users.read_bytes() == USERS and teacher.asked == {}
 
 
