@@ -1,21 +1,15 @@
-"""The MLX training loop: micro-batches, exact gradient accumulation, clipping, eval, checkpoints, resume.
+"""MLX's engine for the one training loop (``mlxsft/backends/fit.py``): the compiled step, exact gradient
+accumulation over micro-batches, clipping, validation, checkpoints and resume.
 
     trainer = MLXTrainer(cfg, model, tokenizer, run_dir, adapter_cfg, callback)
     result = trainer.fit(train_split, valid_split, resume=False)
 
-Loss: the mean NLL over every supervised token of an optimizer step. With gradient accumulation each
-micro-batch contributes ``sum_nll / N`` where N is the number of supervised tokens of the whole step
-(known up front from the masks), so every token weighs the same — not a mean of per-batch means.
-
-The trainer never prints; it reports through ``callback(event, payload)`` with events
-``start``, ``step``, ``eval``, ``checkpoint``, ``message`` and ``end``.
+Each micro-batch's gradient is that of ``sum_nll / N`` with N the whole step's supervised tokens, so every
+token weighs the same — not a mean of per-batch means. The trainer never prints.
 """
 
 from __future__ import annotations
 
-import math
-
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -23,11 +17,10 @@ from typing import Any, Callable, Optional
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-import numpy as np
 from mlx.utils import tree_flatten, tree_map
 
-from mlxsft.backends.loop import (Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id,
-                                  validation_plan)
+from mlxsft.backends.fit import Engine
+from mlxsft.backends.loop import TrainState, pad_id, validation_plan
 from mlxsft.backends.mlx import checkpoint as ckpt
 from mlxsft.backends.mlx.adapters import trainable_parameters
 from mlxsft.backends.mlx.distributed import MLXWorld
@@ -36,9 +29,8 @@ from mlxsft.backends.mlx.validation import split_nll
 from mlxsft.backends.mlx.optim import build_optimizer
 from mlxsft.config import Config
 from mlxsft.data.batching import Batch
-from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
-from mlxsft.runs import MetricsLog
+from mlxsft.runs import latest_checkpoint
 
 Callback = Callable[[str, dict], None]
 
@@ -79,7 +71,9 @@ def enable_grad_checkpoint(model: nn.Module) -> None:
         layer.__class__ = _CHECKPOINTED[cls]
 
 
-class MLXTrainer:
+class MLXTrainer(Engine):
+    """The MLX engine of the one training loop (``mlxsft/backends/fit.py``)."""
+
     def __init__(self, cfg: Config, model: nn.Module, tokenizer: Any, run_dir: Path,
                  adapter_cfg: dict, callback: Optional[Callback] = None, *, world: Optional[MLXWorld] = None):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
@@ -150,17 +144,21 @@ class MLXTrainer:
         return (total / count if count else float("nan")), count
 
     # ----------------------------------------------------------------- checkpoints
-    def _save(self, st: TrainState, optimizer: optim.Optimizer) -> Optional[Path]:
+    def save(self, st: TrainState) -> Optional[Path]:
         if not self.world.is_main:  # rank 0 alone writes the run folder
             return None
         weights = trainable_parameters(self.model)
-        path = ckpt.save_checkpoint(self.run_dir, st.step, weights, optimizer.state, asdict(st), self.adapter_cfg)
+        path = ckpt.save_checkpoint(self.run_dir, st.step, weights, self.optimizer.state, asdict(st), self.adapter_cfg)
         ckpt.write_adapter_files(self.run_dir, weights, self.adapter_cfg)
         self.callback("checkpoint", {"step": st.step, "path": str(path)})
         return path
 
+    def save_best(self) -> None:
+        if self.world.is_main:
+            ckpt.write_adapter_files(self.run_dir / "best", trainable_parameters(self.model), self.adapter_cfg)
+
     def _resume(self, optimizer: optim.Optimizer) -> TrainState:
-        path = ckpt.latest_checkpoint(self.run_dir)
+        path = latest_checkpoint(self.run_dir)
         weights, opt_flat, state = ckpt.load_checkpoint(path)
         expected = set(trainable_parameters(self.model))
         if set(weights) != expected:
@@ -175,111 +173,44 @@ class MLXTrainer:
         known = set(TrainState.__dataclass_fields__)
         return TrainState(**{k: v for k, v in state.items() if k in known})
 
-    # ----------------------------------------------------------------- loop
-    def fit(self, train: Any, valid: Any = None, resume: bool = False) -> TrainResult:
-        cfg, t = self.cfg, self.cfg.train
-        batches = MicroBatches(train.examples, cfg, self.pad_id)
-        n_micro, total = batches.per_epoch, batches.total_steps()
-        optimizer = build_optimizer(cfg.optim, total)
+    # ----------------------------------------------------------------- the engine's part of a step (fit.py)
+    def begin(self, total_steps: int, resume: bool) -> TrainState:
+        t = self.cfg.train
+        self.optimizer = build_optimizer(self.cfg.optim, total_steps)
         mx.random.seed(t.seed)
-        st = self._resume(optimizer) if resume else TrainState(config_hash=cfg.hash())
-        metrics = (MetricsLog(self.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
-                   if self.world.is_main else NoMetrics())
+        st = self._resume(self.optimizer) if resume else TrainState(config_hash=self.cfg.hash())
         if not resume:
-            optimizer.init(self.model.trainable_parameters())
+            self.optimizer.init(self.model.trainable_parameters())
         if t.grad_checkpoint:
             enable_grad_checkpoint(self.model)
-        step_fn = self._build_step()
+        self._step_fn = self._build_step()
         mx.reset_peak_memory()
-        self.callback("start", {"total_steps": total, "step": st.step, "micro_batches_per_epoch": n_micro,
-                                "rows": len(train.examples), "resumed": resume})
+        return st
 
-        interrupted = stopped_early = False
-        saved_step = st.step if resume else -1  # the step the newest checkpoint holds
-        window_tokens, window_start = 0, time.perf_counter()
-        losses: list[float] = []
-        started = time.perf_counter() - st.elapsed_s
-        tok_per_sec = 0.0
-        guard = NonFiniteGuard(t.skip_nonfinite, self.run_dir, self.callback)
-        with Interrupt() as stop:
-            while st.step < total and not stop.agreed(self.world):
-                micro = batches.step(st, self.world.size)
-                n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
-                if n_sup == 0:  # every row in these batches lost its targets; skip without an update
-                    continue
-                # RNG (dropout) is a function of (seed, step): a resumed run draws what an uninterrupted one would
-                mx.random.seed(t.seed * 1_000_003 + st.step)
-                inv_n = mx.array(self.world.grad_scale / n_sup, dtype=mx.float32)  # n_sup: all ranks' tokens
-                grads, nll_total = None, 0.0
-                for b in micro:
-                    nll_sum, g = step_fn(self.world.shard(b), inv_n)
-                    grads = g if grads is None else tree_map(mx.add, grads, g)
-                    mx.eval(grads, nll_sum)
-                    nll_total += float(nll_sum)
-                    tokens = int((b.segment_ids > 0).sum())
-                    st.trained_tokens += tokens
-                    window_tokens += tokens
-                grads, nll_total = self.world.average(grads), self.world.sum(nll_total)  # all ranks: the global step
-                loss = nll_total / n_sup
-                lr = float(optimizer.learning_rate)
-                grad_norm, applied = self._optimizer_step(optimizer, grads, lambda norm: guard.allows(st, loss, norm))
-                st.step += 1
-                if applied:
-                    losses.append(loss)
-                    st.last_train_loss = loss
-                st.elapsed_s = time.perf_counter() - started
+    def accumulate(self, micro: list[Batch], n_sup: int, st: TrainState) -> float:
+        # RNG (dropout) is a function of (seed, step): a resumed run draws what an uninterrupted one would
+        mx.random.seed(self.cfg.train.seed * 1_000_003 + st.step)
+        inv_n = mx.array(self.world.grad_scale / n_sup, dtype=mx.float32)  # n_sup: all ranks' tokens
+        grads, nll_total = None, 0.0
+        for b in micro:
+            nll_sum, g = self._step_fn(self.world.shard(b), inv_n)
+            grads = g if grads is None else tree_map(mx.add, grads, g)
+            mx.eval(grads, nll_sum)
+            nll_total += float(nll_sum)
+        self._grads = self.world.average(grads)  # all ranks: the global step
+        return self.world.sum(nll_total)
 
-                if losses and (st.step % max(t.report_every, 1) == 0 or st.step == total or st.step == 1):
-                    now = time.perf_counter()
-                    tok_per_sec = window_tokens / max(now - window_start, 1e-9)
-                    window_tokens, window_start = 0, now
-                    record = {"step": st.step, "epoch": round(st.epoch + st.cursor / max(n_micro, 1), 4),
-                              "train_loss": float(np.mean(losses)), "learning_rate": lr,
-                              "grad_norm": grad_norm, "tokens_per_sec": tok_per_sec,
-                              "trained_tokens": st.trained_tokens, "peak_memory_gb": peak_memory_gb(),
-                              "elapsed_s": st.elapsed_s, "total_steps": total}
-                    losses = []
-                    metrics.write(record)
-                    self.callback("step", record)
+    def learning_rate(self) -> float:
+        return float(self.optimizer.learning_rate)
 
-                last = st.step == total
-                if valid is not None and valid.examples and ((t.eval_every and st.step % t.eval_every == 0) or last):
-                    stopped_early = self.world.any(self.world.evaluates  # rank 0 evaluates, every rank stops
-                                                   and self._eval_and_track(st, valid, metrics, n_micro, total))
-                if (t.save_every and st.step % t.save_every == 0) or last or stopped_early:
-                    self._save(st, optimizer)
-                    saved_step = st.step
-                if stopped_early:
-                    break
-            if stop.requested and st.step < total:
-                interrupted = True
-                if saved_step != st.step:  # a stop that lands on a save step is saved once, not twice
-                    self._save(st, optimizer)
-                self.callback("message", {"text": f"interrupted at step {st.step}; checkpoint saved"})
+    def apply(self, allow: Callable[[float], bool]) -> tuple[float, bool]:
+        grads, self._grads = self._grads, None
+        return self._optimizer_step(self.optimizer, grads, allow)
 
-        result = TrainResult(run_dir=str(self.run_dir), steps=st.step, total_steps=total,
-                             train_loss=st.last_train_loss, val_loss=st.last_val_loss, best_val_loss=st.best_val,
-                             best_step=st.best_step, interrupted=interrupted, stopped_early=stopped_early,
-                             peak_memory_gb=peak_memory_gb(),
-                             tokens_per_sec=st.trained_tokens / max(st.elapsed_s, 1e-9),
-                             trained_tokens=st.trained_tokens, elapsed_s=st.elapsed_s)
-        self.callback("end", asdict(result))
-        return result
+    def peak_memory_gb(self) -> float:
+        return peak_memory_gb()
 
-    def _eval_and_track(self, st: TrainState, valid: Any, metrics: MetricsLog, n_micro: int, total: int) -> bool:
-        t = self.cfg.train
-        val_loss, n_tokens = self.evaluate(valid)
-        st.last_val_loss = val_loss
-        improved = st.best_val is None or val_loss < st.best_val
-        if improved:
-            st.best_val, st.best_step, st.bad_evals = val_loss, st.step, 0
-            ckpt.write_adapter_files(self.run_dir / "best", trainable_parameters(self.model), self.adapter_cfg)
-        else:
-            st.bad_evals += 1
-        record = {"step": st.step, "epoch": round(st.epoch + st.cursor / max(n_micro, 1), 4),
-                  "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0)), "val_tokens": n_tokens,
-                  "best_val_loss": st.best_val, "elapsed_s": st.elapsed_s, "total_steps": total,
-                  "peak_memory_gb": peak_memory_gb(), "trained_tokens": st.trained_tokens}
-        metrics.write(record)
-        self.callback("eval", record)
-        return bool(t.early_stop) and st.bad_evals >= t.early_stop
+    def finish(self) -> None:
+        # the compiled step closes over self (a cycle): drop it and the optimizer state now, not at some later
+        # garbage collection, so their memory is free when fit returns
+        self._step_fn = self.optimizer = self._grads = None

@@ -1,29 +1,21 @@
-"""The torch training loop: the MLX loop's design on transformers + peft (no HF Trainer).
+"""torch's engine for the one training loop (``mlxsft/backends/fit.py``), on transformers + peft (no HF Trainer).
 
     trainer = TorchTrainer(cfg, model, tokenizer, run_dir, device_plan, callback)
     result = trainer.fit(train_split, valid_split, resume=False)
 
-Same contract as ``mlxsft/backends/mlx/trainer.py``: the same data order (``plan_batches``), the same
-loss (mean NLL over every supervised token of an optimizer step; each micro-batch's gradient is that of
-``sum_nll / N`` with N the step's supervised tokens, so accumulation is exact), the same clipping,
-schedules, evaluation, best/ folder, atomic checkpoints with data cursor and RNG, metrics.jsonl fields
-and callback events (``start``, ``step``, ``eval``, ``checkpoint``, ``message``, ``end``). The trainer
-never prints.
+The loop, data order, loss, cadence, metrics and events are the MLX engine's, because they are fit.py's;
+this file holds the forward/backward with DDP's no_sync, clipping, the optimizer and scheduler, validation,
+checkpoints with RNG state, and resume. The trainer never prints.
 """
 
 from __future__ import annotations
 
-import math
-
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
-
-from mlxsft.backends.loop import (Interrupt, MicroBatches, NonFiniteGuard, TrainResult, TrainState, pad_id,
-                                  validation_plan)
+from mlxsft.backends.fit import Engine
+from mlxsft.backends.loop import TrainState, pad_id, validation_plan
 from mlxsft.backends.torch import checkpoint as ckpt
 from mlxsft.backends.torch.adapters import trainable_state
 from mlxsft.backends.torch.device import DevicePlan, autocast, peak_memory_gb, reset_peak_memory
@@ -33,14 +25,15 @@ from mlxsft.backends.torch.optim import build_optimizer
 from mlxsft.backends.torch.validation import batch_tensors, split_nll
 from mlxsft.config import Config
 from mlxsft.data.batching import Batch
-from mlxsft.distributed import NoMetrics
 from mlxsft.errors import RunError
-from mlxsft.runs import MetricsLog
+from mlxsft.runs import latest_checkpoint
 
 Callback = Callable[[str, dict], None]
 
 
-class TorchTrainer:
+class TorchTrainer(Engine):
+    """The torch engine of the one training loop (``mlxsft/backends/fit.py``)."""
+
     def __init__(self, cfg: Config, model: Any, tokenizer: Any, run_dir: Path, plan: DevicePlan,
                  callback: Optional[Callback] = None, *, world: Optional[TorchWorld] = None):
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
@@ -93,20 +86,25 @@ class TorchTrainer:
         return (total / count if count else float("nan")), count
 
     # ----------------------------------------------------------------- checkpoints
-    def _save(self, st: TrainState, optimizer: Any, scheduler: Any) -> Optional[Path]:
+    def save(self, st: TrainState) -> Optional[Path]:
         weights = self.world.full_state(trainable_state(self.model))  # FSDP: every rank gathers, rank 0 keeps
-        optimizer_state = self.world.optimizer_state(optimizer)
+        optimizer_state = self.world.optimizer_state(self.optimizer)
         if not self.world.is_main:  # rank 0 alone writes the run folder
             return None
-        path = ckpt.save_checkpoint(self.run_dir, st.step, weights, optimizer_state, scheduler, asdict(st))
+        path = ckpt.save_checkpoint(self.run_dir, st.step, weights, optimizer_state, self.scheduler, asdict(st))
         ckpt.write_model_files(self.run_dir, self.model, weights)
         self.callback("checkpoint", {"step": st.step, "path": str(path)})
         return path
 
+    def save_best(self) -> None:
+        best = self.world.full_state(trainable_state(self.model))  # FSDP: a collective, on every rank
+        if self.world.is_main:
+            ckpt.write_model_files(self.run_dir / "best", self.model, best)
+
     def _resume(self, optimizer: Any, scheduler: Any) -> TrainState:
         import torch
 
-        path = ckpt.latest_checkpoint(self.run_dir)
+        path = latest_checkpoint(self.run_dir)
         weights, opt, state = ckpt.load_checkpoint(path)
         params = trainable_state(self.model)
         if set(weights) != set(params):
@@ -123,112 +121,39 @@ class TorchTrainer:
         known = set(TrainState.__dataclass_fields__)
         return TrainState(**{k: v for k, v in state.items() if k in known})
 
-    # ----------------------------------------------------------------- loop
-    def fit(self, train: Any, valid: Any = None, resume: bool = False) -> TrainResult:
+    # ----------------------------------------------------------------- the engine's part of a step (fit.py)
+    def begin(self, total_steps: int, resume: bool) -> TrainState:
         import torch
 
-        cfg, t = self.cfg, self.cfg.train
-        batches = MicroBatches(train.examples, cfg, self.pad_id)
-        n_micro, total = batches.per_epoch, batches.total_steps()
+        t = self.cfg.train
         self.train_model = self.world.wrap(self.model)  # DDP, or FSDP shards: before the optimizer sees parameters
-        params = list(trainable_state(self.model).values())
-        optimizer, scheduler = build_optimizer(cfg.optim, params, total)
+        self.params = list(trainable_state(self.model).values())
+        self.optimizer, self.scheduler = build_optimizer(self.cfg.optim, self.params, total_steps)
         torch.manual_seed(t.seed)  # dropout stream; a resume restores the saved one
-        st = self._resume(optimizer, scheduler) if resume else TrainState(config_hash=cfg.hash())
-        metrics = (MetricsLog(self.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
-                   if self.world.is_main else NoMetrics())
+        st = self._resume(self.optimizer, self.scheduler) if resume else TrainState(config_hash=self.cfg.hash())
         if t.grad_checkpoint:
             # non-reentrant checkpointing needs no input grads, so frozen embeddings (LoRA) are fine
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.train()
         reset_peak_memory(self.plan)
-        self.callback("start", {"total_steps": total, "step": st.step, "micro_batches_per_epoch": n_micro,
-                                "rows": len(train.examples), "resumed": resume})
+        return st
 
-        interrupted = stopped_early = False
-        saved_step = st.step if resume else -1  # the step the newest checkpoint holds
-        window_tokens, window_start = 0, time.perf_counter()
-        losses: list[float] = []
-        started = time.perf_counter() - st.elapsed_s
-        guard = NonFiniteGuard(t.skip_nonfinite, self.run_dir, self.callback)
-        with Interrupt(self.world.signal_relay_s) as stop:
-            while st.step < total and not stop.agreed(self.world):
-                micro = batches.step(st, self.world.size)
-                n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)
-                if n_sup == 0:  # every row in these batches lost its targets; skip without an update
-                    continue
-                nll_total = 0.0
-                for i, b in enumerate(micro):
-                    with self.world.no_sync(i < len(micro) - 1):  # DDP: one all-reduce per step; n_sup: global
-                        nll_total += self._micro_step(self.world.shard(b), self.world.grad_scale / n_sup)
-                    tokens = int((b.segment_ids > 0).sum())
-                    st.trained_tokens += tokens
-                    window_tokens += tokens
-                nll_total = self.world.sum(nll_total)  # all ranks: the global step's loss
-                loss = nll_total / n_sup
-                lr = float(optimizer.param_groups[0]["lr"])
-                grad_norm, applied = self._optimizer_step(optimizer, scheduler, params,
-                                                          lambda norm: guard.allows(st, loss, norm))
-                st.step += 1
-                if applied:
-                    losses.append(loss)
-                    st.last_train_loss = loss
-                st.elapsed_s = time.perf_counter() - started
+    def accumulate(self, micro: list[Batch], n_sup: int, st: TrainState) -> float:
+        nll_total = 0.0
+        for i, b in enumerate(micro):
+            with self.world.no_sync(i < len(micro) - 1):  # DDP: one all-reduce per step; n_sup: global
+                nll_total += self._micro_step(self.world.shard(b), self.world.grad_scale / n_sup)
+        return self.world.sum(nll_total)  # all ranks: the global step's loss
 
-                if losses and (st.step % max(t.report_every, 1) == 0 or st.step == total or st.step == 1):
-                    now = time.perf_counter()
-                    tok_per_sec = window_tokens / max(now - window_start, 1e-9)
-                    window_tokens, window_start = 0, now
-                    record = {"step": st.step, "epoch": round(st.epoch + st.cursor / max(n_micro, 1), 4),
-                              "train_loss": float(np.mean(losses)), "learning_rate": lr,
-                              "grad_norm": grad_norm, "tokens_per_sec": tok_per_sec,
-                              "trained_tokens": st.trained_tokens, "peak_memory_gb": peak_memory_gb(self.plan),
-                              "elapsed_s": st.elapsed_s, "total_steps": total}
-                    losses = []
-                    metrics.write(record)
-                    self.callback("step", record)
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
-                last = st.step == total
-                if valid is not None and valid.examples and ((t.eval_every and st.step % t.eval_every == 0) or last):
-                    stopped_early = self.world.any(self.world.evaluates  # rank 0 (FSDP: all) evaluates
-                                                   and self._eval_and_track(st, valid, metrics, n_micro, total))
-                if (t.save_every and st.step % t.save_every == 0) or last or stopped_early:
-                    self._save(st, optimizer, scheduler)
-                    saved_step = st.step
-                if stopped_early:
-                    break
-            if stop.requested and st.step < total:
-                interrupted = True
-                if saved_step != st.step:  # a stop that lands on a save step is saved once, not twice
-                    self._save(st, optimizer, scheduler)
-                self.callback("message", {"text": f"interrupted at step {st.step}; checkpoint saved"})
+    def apply(self, allow: Callable[[float], bool]) -> tuple[float, bool]:
+        return self._optimizer_step(self.optimizer, self.scheduler, self.params, allow)
 
+    def peak_memory_gb(self) -> float:
+        return peak_memory_gb(self.plan)
+
+    def finish(self) -> None:
         self.model.eval()
-        result = TrainResult(run_dir=str(self.run_dir), steps=st.step, total_steps=total,
-                             train_loss=st.last_train_loss, val_loss=st.last_val_loss, best_val_loss=st.best_val,
-                             best_step=st.best_step, interrupted=interrupted, stopped_early=stopped_early,
-                             peak_memory_gb=peak_memory_gb(self.plan),
-                             tokens_per_sec=st.trained_tokens / max(st.elapsed_s, 1e-9),
-                             trained_tokens=st.trained_tokens, elapsed_s=st.elapsed_s)
-        self.callback("end", asdict(result))
-        return result
-
-    def _eval_and_track(self, st: TrainState, valid: Any, metrics: MetricsLog, n_micro: int, total: int) -> bool:
-        t = self.cfg.train
-        val_loss, n_tokens = self.evaluate(valid)
-        st.last_val_loss = val_loss
-        improved = st.best_val is None or val_loss < st.best_val
-        if improved:
-            st.best_val, st.best_step, st.bad_evals = val_loss, st.step, 0
-            best = self.world.full_state(trainable_state(self.model))
-            if self.world.is_main:
-                ckpt.write_model_files(self.run_dir / "best", self.model, best)
-        else:
-            st.bad_evals += 1
-        record = {"step": st.step, "epoch": round(st.epoch + st.cursor / max(n_micro, 1), 4),
-                  "val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0)), "val_tokens": n_tokens,
-                  "best_val_loss": st.best_val, "elapsed_s": st.elapsed_s, "total_steps": total,
-                  "peak_memory_gb": peak_memory_gb(self.plan), "trained_tokens": st.trained_tokens}
-        metrics.write(record)
-        self.callback("eval", record)
-        return bool(t.early_stop) and st.bad_evals >= t.early_stop
+        self.optimizer = self.scheduler = self.params = None  # optimizer state is freed when fit returns
