@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from mlxsft.backends.mlx.generate import load_views, render_prompt
-    from mlxsft.evaluate import chat_template, resolve_target
+    from mlxsft.target import chat_template, resolve_target
 
     target = resolve_target(args.model, args.adapter)
     tokenizer, views = load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,

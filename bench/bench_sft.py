@@ -73,7 +73,7 @@ def load_average() -> str:
 
 
 def child_env(engine: str, cache: Path) -> dict[str, str]:
-    from mlxsft.platform import find_openblas
+    from mlxsft.machine import find_openblas
 
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     blas = find_openblas()
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
            "batch_size": args.batch_size, "epochs": args.epochs, "max_seq_len": args.max_seq_len,
            "options": {}}
     options = parse_options(args.option, names)
-    from mlxsft.platform import find_openblas
+    from mlxsft.machine import find_openblas
 
     report = {"machine": f"{os.cpu_count()}-core {platform.machine()} {platform.system()} ({cpu_name()}), "
                          f"python {platform.python_version()}, MLX BLAS: {find_openblas() or 'bundled reference'}",

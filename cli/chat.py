@@ -40,6 +40,9 @@ def chat(model: str | None, adapter: str | None, compare: bool, system: str | No
     from mlxsft.chat import ChatOptions, open_session
     from mlxsft.cli.ui.chat import loading, run_repl, run_script
 
+    from mlxsft.backends import registry
+
+    registry.choose_blas(registry.backend_of(backend, adapter))
     opts = ChatOptions(model=model, adapter=adapter, compare=compare, system=system, temp=temp, top_p=top_p,
                        max_tokens=max_tokens, seed=seed, backend=backend)
     with loading(adapter or model or "model") as progress:

@@ -24,13 +24,18 @@ from mlxsft.models.aliases import DEFAULT_ALIAS, EMBEDDED_ALIASES
               help="Quantize linear and embedding layers to 4 or 8 bits (GGUF input is de-quantized first).")
 @click.option("--group-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True,
               help="Quantization group size.")
-def convert(spec: str, out: str, dtype: str, quantize: str | None, group_size: str) -> None:
+@click.option("--trust-remote-code", is_flag=True,
+              help="Let the model's own code run (a config.json model_file, Hub *.py files); only for code you trust.")
+def convert(spec: str, out: str, dtype: str, quantize: str | None, group_size: str, trust_remote_code: bool) -> None:
     """Convert a model (HF folder, MLX folder, GGUF, Hub id or alias) into an MLX folder that
     mlx_lm.load and mlx_lm.generate use directly; the tokenizer and chat template come along."""
     from mlxsft.cli.ui.models import conversion_progress, print_converted
     from mlxsft.models import convert_model
 
+    from mlxsft.backends import registry
+
+    registry.choose_blas("mlx")  # conversion and quantization are MLX ops
     with conversion_progress(spec) as progress:
         folder = convert_model(spec, out, dtype=dtype, quantize=int(quantize) if quantize else None,
-                               group_size=int(group_size), progress=progress)
+                               group_size=int(group_size), progress=progress, trust_remote_code=trust_remote_code)
     print_converted(folder)

@@ -28,7 +28,7 @@ def data_options(keep: tuple[str, ...]) -> Callable:
     return config_options(exclude=tuple(n for n in field_index() if n not in keep))
 
 
-def data_config(path: str | None, kwargs: dict[str, Any]) -> DataConfig:
+def flags_data_config(path: str | None, kwargs: dict[str, Any]) -> DataConfig:
     from mlxsft.config import load_config
 
     cfg = load_config(None, overrides_from(kwargs)).data
@@ -55,7 +55,7 @@ def validate(path: str | None, **kwargs: Any) -> None:
     from mlxsft.cli.ui.data import print_validation
     from mlxsft.data import validate_source
 
-    report = validate_source(path, data_config(path, kwargs))
+    report = validate_source(path, flags_data_config(path, kwargs))
     print_validation(report)
     if report.problems:
         # sys.exit, not ctx.exit: click returns (rather than raises) ctx.exit's code when not standalone.
@@ -72,7 +72,7 @@ def show(path: str | None, n_rows: int, split: str | None, **kwargs: Any) -> Non
     from mlxsft.cli.ui.data import print_rows
     from mlxsft.data import load_conversations
 
-    cfg = data_config(path, kwargs)
+    cfg = flags_data_config(path, kwargs)
     convs = load_conversations(path, split or cfg.train_split, cfg)
     print_rows(convs[: max(0, n_rows)], total=len(convs))
 
@@ -89,9 +89,9 @@ def stats(path: str | None, model: str, split: str | None, batch_size: int, **kw
     from mlxsft.cli.ui.data import print_stats
     from mlxsft.data import prepare_split
     from mlxsft.data.summary import describe_split
-    from mlxsft.data.tokenizer import load_tokenizer
+    from mlxsft.models import load_tokenizer
 
-    cfg = data_config(path, kwargs)
+    cfg = flags_data_config(path, kwargs)
     prepared = prepare_split(cfg, load_tokenizer(model), split or cfg.train_split)
     print_stats(describe_split(prepared, batch_size))
 
@@ -108,10 +108,10 @@ def inspect(path: str | None, model: str, split: str | None, row: int | None, as
     from mlxsft.cli.ui.data import print_inspect, print_json_rows
     from mlxsft.data import load_conversations, prepare_split, resolve_chat_template
     from mlxsft.data.encode import encode_rows
-    from mlxsft.data.tokenizer import load_tokenizer
+    from mlxsft.models import load_tokenizer
     from mlxsft.errors import DataError
 
-    cfg = data_config(path, kwargs)
+    cfg = flags_data_config(path, kwargs)
     split = split or cfg.train_split
     tokenizer = load_tokenizer(model)
     if as_json:

@@ -18,5 +18,8 @@ def doctor(as_json: bool) -> None:
     from mlxsft.cli.ui.models import print_doctor, print_doctor_json
     from mlxsft.doctor import collect
 
+    from mlxsft.backends import registry
+
+    registry.choose_blas("mlx")  # report (and time) the BLAS MLX really runs on under `mlxsft`
     sections = collect()
     (print_doctor_json if as_json else print_doctor)(sections)

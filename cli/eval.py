@@ -47,7 +47,7 @@ import click
 @click.option("--max-seq-len", type=int, default=None, help="Truncate --data rows [default: the run's, else 512].")
 @click.option("--backend", type=click.Choice(["mlx", "torch"]), default=None,
               help="Backend [default: the run's backend with --adapter, else mlx].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: see `mlxsft/cli/eval.py`).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: see `cli/eval.py`).")
 def eval_command(model: str | None, adapter: str | None, questions: str | None, data: str | None, split: str,
                  compare: bool, max_tokens: int, limit: int | None, batch_size: int | None,
                  max_seq_len: int | None, backend: str | None, as_json: bool) -> None:
@@ -55,6 +55,9 @@ def eval_command(model: str | None, adapter: str | None, questions: str | None, 
     from mlxsft.cli.ui.eval import EvalProgress, render_eval
     from mlxsft.evaluate import EvalOptions, run_eval
 
+    from mlxsft.backends import registry
+
+    registry.choose_blas(registry.backend_of(backend, adapter))
     opts = EvalOptions(model=model, adapter=adapter, questions=questions, data=data, split=split, compare=compare,
                        max_tokens=max_tokens, limit=limit, batch_size=batch_size, max_seq_len=max_seq_len,
                        backend=backend)

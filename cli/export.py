@@ -36,16 +36,21 @@ from mlxsft.export.pipeline import DTYPES, FORMATS
               help="Base model, when not the one the run names (e.g. it moved).")
 @click.option("--name", default=None, help="Model name in file names and metadata [default: the run folder's name].")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out, once the new export is complete.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Let the base model's own code run (model_file, HF auto_map); never read from the run's config.")
 def export(run: str, fmt: str, out: str, dtype: str | None, quantize: str | None, group_size: str,
-           gguf_type: str, model: str | None, name: str | None, overwrite: bool) -> None:
+           gguf_type: str, model: str | None, name: str | None, overwrite: bool, trust_remote_code: bool) -> None:
     """Fuse a run's adapters into its base model and write it as an MLX, Hugging Face or GGUF model, with a
     model card, the run's chat template and its end-of-turn stop tokens."""
     from mlxsft.cli.ui.export import export_progress, print_export
     from mlxsft.export import ExportOptions, export_run
 
+    from mlxsft.backends import registry
+
+    registry.choose_blas(registry.backend_of(None, run))  # fusing and quantizing run on the run's backend
     opts = ExportOptions(run=run, format=fmt, out=out, dtype=dtype, quantize=int(quantize) if quantize else None,
                          group_size=int(group_size), gguf_type=gguf_type, model=model, name=name,
-                         overwrite=overwrite)
+                         overwrite=overwrite, trust_remote_code=trust_remote_code)
     with export_progress(f"export {fmt}") as progress:
         result = export_run(opts, progress)
     print_export(result)

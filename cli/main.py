@@ -51,9 +51,8 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mlxsft.platform import ensure_fast_blas
-
-    ensure_fast_blas()
+    # no BLAS decision here: each command that runs MLX asks mlxsft.backends.registry.choose_blas once its
+    # config (file, flags, resumed run) says which backend it uses
     try:
         rv = cli.main(args=argv, prog_name="mlxsft", standalone_mode=False)
         if isinstance(rv, int) and rv:  # ctx.exit(n) returns n when standalone_mode is off

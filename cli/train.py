@@ -39,6 +39,9 @@ def train(config_file: str | None, resume: str | None, overwrite: bool, plan_onl
         cfg, _ = resolve_resume(resume, overrides, config_file)
     else:
         cfg = load_config(config_file, overrides)
+    from mlxsft.backends import registry
+
+    registry.choose_blas(cfg.train.backend)  # OpenBLAS for MLX, as the resolved config (file, flags, run) says
     if launch_rank() > 0:  # started by mlx.launch / torchrun: rank 0 alone shows progress and results
         run_training(cfg, resume=resume is not None, overwrite=overwrite, plan_only=plan_only,
                      config_file=config_file, accept_changes=accept_changes)

@@ -17,7 +17,6 @@ A backend provides ``load_views(spec, adapter, fine_tune_type=, load_kwargs=, pr
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,9 @@ class ChatSession:
     def ask(self, prompt: str, on_text: Optional[Callable[[str, str], None]] = None,
             should_stop: Optional[Callable[[], bool]] = None) -> Turn:
         """Every active model answers ``prompt`` in turn; an interrupted answer ends the turn."""
-        hf = getattr(self.tokenizer, "_tokenizer", self.tokenizer)
+        from mlxsft.backends.generation import hf_tokenizer
+
+        hf = hf_tokenizer(self.tokenizer)
         user = {"role": "user", "content": prompt}
         answers: dict[str, Any] = {}
         for name in self.active:
@@ -223,25 +224,11 @@ class ChatSession:
 
 
 # ----------------------------------------------------------------------------- loading
-def backend_module(name: str) -> Any:
-    """The generation module of a backend (``load_views``, ``CachedGenerator``, ``generate_answer``, ...)."""
-    if name not in ("mlx", "torch"):
-        raise ConfigError(f"backend: {name!r} is not one of mlx, torch")
-    needs = ("torch", "transformers", "peft") if name == "torch" else ("mlx.core", "mlx_lm")
-    try:
-        for module in needs:  # fail here, with the install hint, rather than deep inside loading
-            importlib.import_module(module)
-        return importlib.import_module(f"mlxsft.backends.{name}.generate")
-    except ModuleNotFoundError as e:
-        if e.name and e.name.split(".")[0] in ("torch", "peft", "transformers", "mlx", "mlx_lm"):
-            extra = "[torch]" if name == "torch" else ""
-            raise MlxsftError(f"the {name} backend needs {e.name}", hint=f"pip install 'mlxsft{extra}'") from None
-        raise
-
-
 def open_session(opts: ChatOptions, progress: Optional[Callable[[str, float], None]] = None) -> ChatSession:
     """Resolve model and run, load the models, and build the session."""
-    from mlxsft.evaluate import chat_template, resolve_target
+    from mlxsft.backends import registry
+    from mlxsft.backends.generation import hf_tokenizer
+    from mlxsft.target import chat_template, resolve_target
 
     if opts.max_tokens < 1:
         raise ConfigError("max_tokens: must be >= 1")
@@ -250,11 +237,10 @@ def open_session(opts: ChatOptions, progress: Optional[Callable[[str, float], No
     if opts.compare and not opts.adapter:
         raise ConfigError("--compare needs --adapter RUN (the tuned model to compare with its base)")
     target = resolve_target(opts.model, opts.adapter, opts.backend)
-    backend = backend_module(opts.backend or target.backend or "mlx")
+    backend = registry.part(opts.backend or target.backend or "mlx", "generate")
     tokenizer, views = backend.load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
                                           load_kwargs=target.load_kwargs, progress=progress)
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
-    template = chat_template(target, hf)
+    template = chat_template(target, hf_tokenizer(tokenizer))
     backend.seed(opts.seed)
     return ChatSession(
         generators={name: backend.CachedGenerator(view, tokenizer) for name, view in views.items()},

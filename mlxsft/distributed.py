@@ -137,10 +137,6 @@ class World:
         means = [v / self.size for v in self._all_sum(mine)]
         return self._all_sum([sum((v - m) ** 2 for v, m in zip(mine, means))])[0] == 0.0
 
-    def barrier(self) -> None:
-        if self.size > 1:
-            self._all_sum([0.0])
-
     def _all_sum(self, values: list[float]) -> list[float]:
         raise NotImplementedError
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlxsft import platform as mplatform
+from mlxsft import machine
 
 MATMUL_N = 512  # big enough to be BLAS-bound, small enough to time in ~50 ms on the slowest BLAS
 
@@ -35,7 +35,7 @@ class Section:
 
 def pick_backend() -> tuple[str, str]:
     """(backend, reason): mlx on Apple Silicon; torch with CUDA; on a CPU, whichever BLAS path is fast."""
-    if mplatform.is_apple_silicon():
+    if machine.is_apple_silicon():
         return "mlx", "Apple Silicon: MLX runs on the Metal GPU with unified memory"
     has_mlx = _installed("mlx")
     has_torch = _installed("torch")
@@ -50,11 +50,11 @@ def pick_backend() -> tuple[str, str]:
         return "torch", ("CPU only: torch trains faster here than MLX's CPU backend (measured on the 2-core "
                          "build machine, SmolLM2-135M LoRA r8, batch 8x256: torch ~330 tokens/s vs MLX + OpenBLAS "
                          "~140 tokens/s; matmul speed is equal, MLX's non-matmul CPU ops are the gap)")
-    if mplatform.blas_preloaded():
+    if machine.blas_preloaded():
         gflops = matmul_gflops("mlx")
         return "mlx", (f"CPU only; MLX runs on OpenBLAS ({gflops:.0f} GFLOP/s measured, "
                        f"fp32 {MATMUL_N}x{MATMUL_N} matmul)")
-    lib = mplatform.find_openblas()
+    lib = machine.find_openblas()
     if lib:
         return "mlx", f"CPU only; OpenBLAS found at {lib}, which the mlxsft command preloads for MLX"
     return "mlx", "CPU only and torch is not installed (MLX on its slow reference BLAS: install OpenBLAS)"
@@ -96,7 +96,7 @@ def _platform() -> Section:
     s.add("python", f"{platform.python_version()} ({sys.executable})")
     s.add("chip", _chip())
     s.add("cores", os.cpu_count() or "unknown")
-    mem = mplatform.total_memory_bytes()
+    mem = machine.total_memory_bytes()
     s.add("memory", f"{mem / 2**30:.1f} GiB" if mem else "unknown")
     return s
 
@@ -122,7 +122,7 @@ def _mlx() -> Section:
     if info.get("memory_size"):
         s.add("device memory", f"{int(info['memory_size']) / 2**30:.1f} GiB")
     if kind == "CPU":
-        s.add("BLAS", mplatform.mlx_blas())
+        s.add("BLAS", machine.mlx_blas())
     return s
 
 

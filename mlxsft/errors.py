@@ -48,6 +48,10 @@ class DataError(MlxsftError):
         self.file, self.line, self.field = file, line, field
 
 
+class SplitNotFound(DataError):
+    """A dataset has no such split: for the validation split, callers go on without one."""
+
+
 class ConfigError(MlxsftError):
     """A config file or flag has a bad value."""
 

@@ -1,16 +1,14 @@
-"""What ``mlxsft eval`` and ``mlxsft chat`` talk to, and how answers and losses are scored.
+"""``mlxsft eval``: how answers and losses are scored, for a base model and a run (``mlxsft/target.py``).
 
-    target = resolve_target(model=None, adapter="runs/sft-20261129-0712")   # base model from the run
     report = compare({"base": answer_base, "tuned": answer_tuned}, load_questions("qa.jsonl"))
+    report = run_eval(EvalOptions(adapter="runs/sft-20261129-0712", questions="qa.jsonl", compare=True))
 
-- ``resolve_target``: a base model spec plus an optional run folder; the run gives its base model
-  (``config.yaml``), load settings (dtype, quantization) and the exact chat template it trained with.
 - A questions file is JSONL with ``question`` (or ``messages``) and an optional ``reference``.
   ``compare(answerers, questions)`` asks every model every question and scores exact / numeric /
   contains match where a reference exists. The answer functions come from a backend
-  (``mlxsft.backends.<mlx|torch>.generate``), so MLX and torch share this code.
-- ``validation_loss``: mean NLL and perplexity over a prepared split, batched and masked exactly as
-  the trainer's validation (the backend's ``validation.split_nll``, imported lazily).
+  (``mlxsft.backends.registry.part(name, "generate")``), so MLX and torch share this code.
+- ``validation_loss``: mean NLL and perplexity over a prepared split, batched, cut and masked exactly as
+  the trainer's validation (``loop.validation_plan`` and the backend's ``validation.split_nll``).
 """
 
 from __future__ import annotations
@@ -20,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from mlxsft.errors import DataError, MlxsftError, RunError
+from mlxsft.errors import DataError, MlxsftError
 from mlxsft.scoring import score
 
 if TYPE_CHECKING:
-    from mlxsft.config import Config, DataConfig
+    from mlxsft.config import Config
 
 
 @dataclass
@@ -74,9 +72,9 @@ class CompareReport:
 
 
 def bundled_questions_path() -> Path:
-    import mlxsft.data.bundled as bundled
+    from mlxsft.data.bundled_paths import bundled_path
 
-    return Path(bundled.__file__).parent / "eval.jsonl"
+    return bundled_path("eval")
 
 
 def load_questions(path: Optional[str | Path] = None, limit: Optional[int] = None) -> list[Question]:
@@ -149,117 +147,6 @@ def compare_batched(answerers: dict[str, BatchAnswerFn], questions: list[Questio
     return CompareReport(rows=rows, models=list(answerers))
 
 
-# ----------------------------------------------------------------------------- the model under test
-@dataclass
-class Target:
-    """A base model, optionally with a run's adapters, and how the run generated its prompts."""
-
-    model: str
-    adapter: Optional[Path] = None  # run folder (or its best/, checkpoints/step-…) with the trained weights
-    run_config: Optional["Config"] = None  # the run's config.yaml, when found
-    template: Optional[str] = None  # the run's chat_template.jinja; None: the tokenizer's (or ChatML)
-    fine_tune_type: str = "lora"
-    backend: Optional[str] = None  # the backend the run trained on ("mlx" | "torch"); None without a run
-
-    @property
-    def template_kwargs(self) -> dict:
-        return dict(self.run_config.data.chat_template_kwargs) if self.run_config else {}
-
-    @property
-    def load_kwargs(self) -> dict:
-        """dtype and quantization the adapters were trained against (QLoRA adapters need the same base)."""
-        if self.run_config is None:
-            return {}
-        m = self.run_config.model
-        return {"dtype": m.dtype, "quantize": m.quantize, "group_size": m.group_size}
-
-
-def _run_file(adapter: Path, name: str) -> Optional[Path]:
-    """``name`` in the adapter folder or up to two folders above (``RUN/best``, ``RUN/checkpoints/step-…``)."""
-    for folder in (adapter, adapter.parent, adapter.parent.parent):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _run_backend(run: Path) -> str:
-    """``torch`` when the run (or the run above ``best/`` / ``checkpoints/step-…``) has run_info.json saying so."""
-    info = _run_file(run, "run_info.json")
-    if info is None:
-        return "mlx"
-    try:
-        return str(json.loads(info.read_text()).get("backend", "mlx"))
-    except (json.JSONDecodeError, AttributeError):
-        raise RunError(f"{info}: invalid JSON") from None
-
-
-def resolve_target(model: Optional[str], adapter: Optional[str | Path], backend: Optional[str] = None) -> Target:
-    """``--model`` / ``--adapter`` to a Target; without ``--model`` the run's base model is used.
-
-    ``backend``: the backend that will load it; a run trained on the other one is refused with a hint
-    (MLX adapters and PEFT adapters are different files; ``mlxsft export`` converts between them).
-    """
-    from mlxsft.config import ModelConfig, load_config
-
-    if adapter is None:
-        return Target(model=model or ModelConfig().model)
-    run = Path(adapter)
-    if not run.is_dir():
-        raise RunError(f"{run}: adapter folder not found")
-    trained_on = _run_backend(run)
-    if backend is not None and backend != trained_on:
-        raise RunError(f"{run}: this run was trained with --backend {trained_on}; it cannot be loaded with "
-                       f"--backend {backend}", hint=f"use --backend {trained_on} (or leave --backend out)")
-    cfg_path, tpl_path = _run_file(run, "config.yaml"), _run_file(run, "chat_template.jinja")
-    cfg = load_config(cfg_path) if cfg_path else None
-    if trained_on == "torch":
-        # full fine-tuning keeps the tuned tensors; LoRA/DoRA keep PEFT's files (checkpoint folders hold neither)
-        full = (cfg.lora.method == "full") if cfg else not (run / "adapter_model.safetensors").is_file()
-        need = ("trainable.safetensors",) if full else ("adapter_model.safetensors", "adapter_config.json")
-    else:
-        need = ("adapters.safetensors", "adapter_config.json")
-    missing = [f for f in need if not (run / f).is_file()]
-    if missing:
-        raise RunError(f"{run}: not a run folder with trained weights (missing {', '.join(missing)})",
-                       hint="point at the run folder or its best/")
-    if model is None and cfg is None:
-        raise RunError(f"{run}: no config.yaml naming the base model", hint="pass --model")
-    return Target(model=model or cfg.model.model, adapter=run, run_config=cfg,
-                  template=tpl_path.read_text() if tpl_path else None,
-                  fine_tune_type=_fine_tune_type(run, trained_on, cfg), backend=trained_on)
-
-
-def _fine_tune_type(run: Path, backend: str, cfg: Optional["Config"]) -> str:
-    if backend == "torch":
-        return "full" if not (run / "adapter_model.safetensors").is_file() else (cfg.lora.method if cfg else "lora")
-    try:
-        return json.loads((run / "adapter_config.json").read_text()).get("fine_tune_type", "lora")
-    except (json.JSONDecodeError, AttributeError):
-        raise RunError(f"{run}/adapter_config.json: invalid JSON") from None
-
-
-def chat_template(target: Target, hf_tokenizer: Any) -> str:
-    """The run's template, else the tokenizer's, else the default (ChatML) for template-less models."""
-    if target.template is not None:
-        return target.template
-    from mlxsft.data import resolve_chat_template
-
-    return resolve_chat_template(hf_tokenizer, None)
-
-
-def data_config(target: Target, data: str, *, max_seq_len: Optional[int] = None) -> "DataConfig":
-    """The run's data settings (format, masks, max_seq_len) pointed at another dataset."""
-    import dataclasses
-
-    from mlxsft.config import DataConfig
-
-    base = target.run_config.data if target.run_config else DataConfig()
-    cfg = dataclasses.replace(base, data=data, max_rows=None, chat_template=None)
-    if max_seq_len is not None:
-        cfg.max_seq_len = max_seq_len
-    return cfg
-
-
 # ----------------------------------------------------------------------------- validation loss
 @dataclass
 class LossResult:
@@ -269,18 +156,17 @@ class LossResult:
     rows: int
 
 
-def validation_loss(model: Any, split: Any, *, batch_size: int, max_seq_len: int, pack: bool,
-                    pad_id: int = 0, backend: str = "mlx") -> LossResult:
-    """Mean NLL over a prepared split with the training masks: the trainer's validation code, per backend."""
-    import importlib
+def validation_loss(model: Any, split: Any, cfg: "Config", *, pad_id: int = 0, backend: str = "mlx") -> LossResult:
+    """Mean NLL over a prepared split with the training masks: the trainer's validation plan (batch size,
+    ``max_seq_len``, packing, ``micro_batch_tokens`` from ``cfg``) and the backend's ``split_nll``."""
     import math
 
-    from mlxsft.data.batching import plan_batches
+    from mlxsft.backends import registry
+    from mlxsft.backends.loop import validation_plan
 
-    plan = plan_batches([len(e.input_ids) for e in split.examples], batch_size, max_seq_len=max_seq_len,
-                        pack=pack, seed=0, epoch=0, shuffle=False)
-    split_nll = importlib.import_module(f"mlxsft.backends.{backend}.validation").split_nll
-    total, count = split_nll(model, split.examples, plan, pad_id=pad_id, pack=pack)
+    plan = validation_plan(split.examples, cfg)
+    total, count = registry.part(backend, "validation").split_nll(model, split.examples, plan, pad_id=pad_id,
+                                                                   pack=cfg.data.pack)
     if count == 0:
         raise MlxsftError("the dataset has no supervised tokens to score",
                           hint="check --train-on / the roles in the data")
@@ -306,7 +192,7 @@ class EvalOptions:
 
 @dataclass
 class EvalReport:
-    """The result of ``mlxsft eval``; ``to_dict`` is the ``--json`` object (schema in ``mlxsft/cli/eval.py``)."""
+    """The result of ``mlxsft eval``; ``to_dict`` is the ``--json`` object (schema in ``cli/eval.py``)."""
 
     model: str
     adapter: Optional[str]
@@ -335,10 +221,15 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalReport:
     """Load the model(s), answer the questions greedily and/or score the dataset's loss."""
+    import dataclasses
     from functools import partial
 
-    from mlxsft.chat import backend_module
+    from mlxsft.backends import registry
+    from mlxsft.backends.generation import hf_tokenizer
+    from mlxsft.backends.loop import pad_id
+    from mlxsft.config import Config
     from mlxsft.errors import ConfigError
+    from mlxsft.target import chat_template, data_config, resolve_target
 
     if not opts.questions and not opts.data:
         raise ConfigError("give --questions FILE or --data PATH")
@@ -348,13 +239,13 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
     questions = load_questions(opts.questions, limit=opts.limit) if opts.questions else None
     target = resolve_target(opts.model, opts.adapter, opts.backend)
     backend_name = opts.backend or target.backend or "mlx"
-    backend = backend_module(backend_name)
+    backend = registry.part(backend_name, "generate")
     tick("loading", 0, 1)
     tokenizer, views = backend.load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
                                           load_kwargs=target.load_kwargs)
     tick("loading", 1, 1)
     names = ["base", "tuned"] if opts.compare else (["tuned"] if target.adapter else ["base"])
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    hf = hf_tokenizer(tokenizer)
     template = chat_template(target, hf)
     report = EvalReport(model=target.model, adapter=str(target.adapter) if target.adapter else None, models=names,
                         backend=backend_name)
@@ -373,13 +264,14 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
         split = prepare_split(dcfg, hf, opts.split, chat_template=template)
         if not split.examples:
             raise DataError("no rows to score", file=opts.data)
-        batch = opts.batch_size or (target.run_config.train.batch_size if target.run_config else 8)
-        pad = hf.pad_token_id if hf.pad_token_id is not None else (hf.eos_token_id or 0)
+        run_cfg = target.run_config or Config()  # batch size and micro-batch cut: the run's, as its validation
+        train = dataclasses.replace(run_cfg.train, eval_batches=0, batch_size=opts.batch_size or
+                                    (run_cfg.train.batch_size if target.run_config else 8))
+        vcfg = dataclasses.replace(run_cfg, data=dcfg, train=train)
         for i, n in enumerate(names):
             tick("loss", i, len(names))
             with views[n].activate():
-                report.losses[n] = validation_loss(views[n].model, split, batch_size=batch, max_seq_len=dcfg.max_seq_len,
-                                                   pack=dcfg.pack, pad_id=pad, backend=backend_name)
+                report.losses[n] = validation_loss(views[n].model, split, vcfg, pad_id=pad_id(hf), backend=backend_name)
         tick("loss", len(names), len(names))
         report.data_path, report.split = str(opts.data), opts.split
     return report

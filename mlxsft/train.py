@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from mlxsft.config import Config, load_config
+from mlxsft.config import Config
 from mlxsft.data.batching import CPU_MICRO_BATCH_TOKENS, micro_batch_shape
-from mlxsft.errors import ConfigError, MlxsftError, RunError
+from mlxsft.errors import ConfigError, MlxsftError, RunError, SplitNotFound
+from mlxsft.events import Event
 from mlxsft.runs import (atomic_write_json, atomic_write_text, check_out_dir, claim_run_dir, default_run_dir,
                          find_checkpoint, is_run_folder)
+from mlxsft.runs.read import run_config
 
-Callback = Callable[[str, dict], None]
+Callback = Callable[[Event, dict], None]
 
 
 @dataclass
@@ -54,17 +56,9 @@ def resolve_resume(resume: Optional[str], overrides: dict[str, Any], config_file
         raise RunError(f"{run_dir}: not a run folder (no config.yaml)")
     if config_file:
         raise ConfigError("--config cannot be combined with --resume (the run's config.yaml is used)")
-    cfg = load_config(saved, overrides)
+    cfg = run_config(run_dir, overrides)  # the same reader chat, eval and export use
     cfg.train.out = str(run_dir)
     return cfg, run_dir
-
-
-def _backend(cfg: Config) -> str:
-    if cfg.train.backend == "auto":
-        from mlxsft.doctor import pick_backend
-
-        return pick_backend()[0]
-    return cfg.train.backend
 
 
 def input_paths(cfg: Config, config_file: Optional[str] = None) -> tuple[str, ...]:
@@ -77,7 +71,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                  callback: Optional[Callback] = None, config_file: Optional[str] = None,
                  accept_changes: bool = False) -> TrainOutcome:
     """Train ``cfg`` on its backend; the steps read top to bottom, the backend does the model-specific parts."""
-    from mlxsft.backends.base import get_backend
+    from mlxsft.backends import registry
     from mlxsft.data import prepare_split, resolve_chat_template
     from mlxsft.distributed import launch_rank
 
@@ -90,7 +84,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
         resume, overwrite = False, True
     if not plan_only and launch_rank() == 0:  # before any model is loaded: a wrong --out costs no wait
         check_out_dir(run_dir, resume=resume, overwrite=overwrite, keep=keep)
-    backend = get_backend(_backend(cfg), cfg, emit)
+    backend = registry.get_backend(cfg.train.backend, cfg, emit)
     world = backend.world  # several processes under mlx.launch / torchrun (mlxsft/distributed.py)
     world.check_batch_size(cfg.train.batch_size)
     if not world.is_main:
@@ -211,10 +205,8 @@ def maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:
 
     try:
         return prepare_split(cfg.data, hf_tok, split, chat_template=template)
-    except MlxsftError as e:
-        if "not found" in str(e) or "no split" in str(e).lower():
-            return None
-        raise
+    except SplitNotFound:
+        return None
 
 
 def compare_base_and_tuned(cfg: Config, answerers: dict[str, Any], emit: Callback) -> Any:

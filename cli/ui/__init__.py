@@ -35,7 +35,3 @@ def print_warning(message: str) -> None:
         err_console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     else:
         sys.stderr.write(f"warning: {line}\n")
-
-
-def print_info(message: str) -> None:
-    console.print(message, soft_wrap=True)

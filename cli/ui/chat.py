@@ -8,6 +8,7 @@ All session logic lives in ``mlxsft.chat``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
@@ -75,7 +76,7 @@ def _stats(answer: Any) -> str:
 # ----------------------------------------------------------------------------- interactive
 def run_repl(session: ChatSession) -> None:
     try:
-        import readline  # noqa: F401  (line editing and history for input())
+        importlib.import_module("readline")  # imported for its effect: line editing and history for input()
     except ImportError:
         pass
     names = " and ".join(session.active)

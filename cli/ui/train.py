@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from mlxsft.cli.ui import console, is_interactive
 from mlxsft.config import Config
+from mlxsft.events import EVENTS, Event
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -62,8 +62,15 @@ class TrainView:
             self._compare_progress.stop()
 
     # ----------------------------------------------------------------- events
-    def on_event(self, event: str, payload: dict) -> None:
-        getattr(self, f"_on_{event}", lambda p: None)(payload)
+    def on_event(self, event: "Event", payload: dict) -> None:
+        handlers = {"message": self._on_message, "progress": self._on_progress, "data": self._on_data,
+                    "plan": self._on_plan, "start": self._on_start, "step": self._on_step, "eval": self._on_eval,
+                    "checkpoint": self._on_checkpoint, "end": self._on_end,
+                    "compare_progress": self._on_compare_progress, "compare": self._on_compare}
+        handler = handlers.get(event)
+        if handler is None:  # a misspelled event must fail, not vanish
+            raise ValueError(f"unknown training event {event!r} (known: {', '.join(EVENTS)})")
+        handler(payload)
 
     def _on_message(self, p: dict) -> None:
         self._print(p["text"])

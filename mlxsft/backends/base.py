@@ -1,6 +1,6 @@
 """The small interface a training backend implements; ``mlxsft.train.run_training`` drives it.
 
-    backend = get_backend("mlx", cfg, emit)
+    backend = registry.get_backend("mlx", cfg, emit)   # mlxsft/backends/registry.py
     loaded = backend.load()                      # model, tokenizers, where the weights came from
     backend.make_trainable(loaded)               # LoRA / DoRA / full, seeded
     trainer = backend.trainer(loaded, run_dir)   # .fit(train, valid, resume=...) -> TrainResult
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from mlxsft.config import Config
-from mlxsft.errors import ConfigError
 
 Emit = Callable[[str, dict], None]
 BatchAnswerFn = Callable[[list[list[dict]]], list[Any]]  # conversations -> Answers
@@ -76,20 +74,3 @@ class Backend(Protocol):
     def trainer(self, loaded: Loaded, run_dir: Path) -> Any: ...
 
     def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]: ...
-
-
-def get_backend(name: str, cfg: Config, emit: Emit) -> Backend:
-    """The backend object for ``--backend mlx|torch`` (``auto`` is resolved by the caller)."""
-    if name == "mlx":
-        from mlxsft.backends.mlx.backend import MLXBackend
-
-        return MLXBackend(cfg, emit)
-    if name == "torch":
-        try:
-            from mlxsft.backends.torch.backend import TorchBackend
-        except ModuleNotFoundError as e:
-            from mlxsft.errors import MlxsftError
-
-            raise MlxsftError(f"the torch backend needs {e.name}", hint="pip install 'mlxsft[torch]'") from None
-        return TorchBackend(cfg, emit)
-    raise ConfigError(f"backend: {name!r} is not one of mlx, torch, auto")

@@ -58,6 +58,12 @@ def end_of_turn_text(hf_tokenizer: Any, template: str, template_kwargs: dict | N
     return tail.split("\n")[0].strip() if tail else ""
 
 
+def hf_tokenizer(tokenizer: Any) -> Any:
+    """The transformers tokenizer behind a backend's tokenizer (mlx-lm's TokenizerWrapper and the torch
+    wrapper keep it as ``_tokenizer``; a plain transformers tokenizer is returned as it is)."""
+    return getattr(tokenizer, "_tokenizer", tokenizer)
+
+
 def render_prompt(hf_tokenizer: Any, messages: list[dict], template: str,
                   template_kwargs: dict | None = None) -> list[int]:
     """Token ids of ``messages`` plus the assistant header, ready for generation."""
@@ -69,7 +75,7 @@ def render_prompt(hf_tokenizer: Any, messages: list[dict], template: str,
 def stop_condition(tokenizer: Any, template: str, template_kwargs: dict | None = None,
                    stop_text: str | None = None) -> StopCondition:
     """EOS ids plus the template's end-of-turn marker (as a token when it is one, else as text)."""
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    hf = hf_tokenizer(tokenizer)
     ids = set(getattr(tokenizer, "eos_token_ids", None) or [])
     if getattr(hf, "eos_token_id", None) is not None:
         ids.add(hf.eos_token_id)

@@ -28,7 +28,7 @@ from typing import Optional
 from mlxsft import __version__
 from mlxsft.curate.events import Progress, Tick, progress_or_silent
 from mlxsft.curate.jsonl import ResumableOutput, refuse_same_file
-from mlxsft.curate.prompts import PromptRow, check_prompts, read_prompts
+from mlxsft.curate.prompts import PromptRow, check_prompts, unique_prompts
 from mlxsft.curate.provenance import check_same_job, now_iso
 from mlxsft.curate.scorers import Scorer
 from mlxsft.curate.stats import ScoreSummary, finite_or_none, summarize
@@ -143,7 +143,6 @@ def best_of_k(generator: Teacher, scorer: Scorer, opts: BestOfKOptions,
         dropped.prepare()
         res.accepted, res.rejected = kept.rows_before, dropped.rows_before
         res.dropped_bytes = kept.dropped_bytes + dropped.dropped_bytes
-        seen: set[str] = set()
         pending: list[PromptRow] = []
         finished = 0
 
@@ -186,11 +185,10 @@ def best_of_k(generator: Teacher, scorer: Scorer, opts: BestOfKOptions,
             tick(Tick("best-of-k", finished + res.duplicates, total, counts()))
 
         tick(Tick("best-of-k", 0, total, counts()))
-        for p in read_prompts(opts.prompts, system=opts.system):
-            if p.id in seen:
-                res.duplicates += 1
-                continue
-            seen.add(p.id)
+        def count_duplicate() -> None:
+            res.duplicates += 1
+
+        for p in unique_prompts(opts.prompts, count_duplicate, system=opts.system):
             if p.id in kept.done or p.id in dropped.done:
                 res.resumed += 1
                 finished += 1

@@ -28,7 +28,7 @@ from mlxsft import __version__
 from mlxsft.curate.events import Progress, Tick, progress_or_silent
 from mlxsft.curate.jsonl import ResumableOutput, refuse_same_file
 from mlxsft.curate.provenance import check_same_job, now_iso
-from mlxsft.curate.prompts import PromptRow, check_prompts, read_prompts
+from mlxsft.curate.prompts import PromptRow, check_prompts, unique_prompts
 from mlxsft.curate.teachers import Completion, Sampling, Teacher
 from mlxsft.errors import ConfigError
 
@@ -88,7 +88,6 @@ def distill(teacher: Teacher, opts: DistillOptions, progress: Optional[Progress]
     same_job = check_same_job(opts.out, "distill", {"teacher": teacher.name})
     with ResumableOutput(opts.out, key, overwrite=opts.overwrite, on_row=same_job) as out:
         res.rows_before, res.dropped_bytes = out.rows_before, out.dropped_bytes
-        seen: set[str] = set()
         pending: list[tuple[PromptRow, int]] = []  # (prompt, sample index) still to generate
         finished = 0  # prompt rows handled, for the progress bar
 
@@ -119,11 +118,10 @@ def distill(teacher: Teacher, opts: DistillOptions, progress: Optional[Progress]
             tick(Tick("distill", finished + res.duplicates, total, counts()))
 
         tick(Tick("distill", 0, total, counts()))
-        for p in read_prompts(opts.prompts, system=opts.system):
-            if p.id in seen:
-                res.duplicates += 1
-                continue
-            seen.add(p.id)
+        def count_duplicate() -> None:
+            res.duplicates += 1
+
+        for p in unique_prompts(opts.prompts, count_duplicate, system=opts.system):
             todo = [s for s in range(opts.k) if f"{p.id}#{s}" not in out.done]
             if not todo:
                 finished += 1

@@ -20,7 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from mlxsft.curate.jsonl import iter_jsonl
 from mlxsft.errors import DataError
@@ -57,6 +57,17 @@ def read_prompts(path: Path, *, system: Optional[str] = None) -> Iterator[Prompt
     """Each prompt row of a JSONL file, in order; the first bad row raises a DataError naming its line."""
     for line, row in iter_jsonl(path):
         yield to_prompt(row, str(path), line, system)
+
+
+def unique_prompts(path: Path, on_duplicate: Callable[[], None], *, system: Optional[str] = None) -> Iterator[PromptRow]:
+    """``read_prompts`` without repeats: a prompt id seen before is skipped, and ``on_duplicate()`` counts it."""
+    seen: set[str] = set()
+    for p in read_prompts(path, system=system):
+        if p.id in seen:
+            on_duplicate()
+            continue
+        seen.add(p.id)
+        yield p
 
 
 def check_prompts(path: Path, *, system: Optional[str] = None, need_reference: bool = False) -> int:

@@ -18,7 +18,7 @@ from mlxsft.data.bundled_paths import bundled_path
 from mlxsft.data.formats import to_conversation
 from mlxsft.data.readers import data_files, is_local, read_file, read_split
 from mlxsft.data.records import Conversation, Problem, RawRow
-from mlxsft.errors import DataError
+from mlxsft.errors import DataError, SplitNotFound
 
 
 def load_conversations(source: str | None, split: str, cfg: DataConfig) -> list[Conversation]:
@@ -102,8 +102,8 @@ def _all_splits(path: str | Path | None, cfg: DataConfig) -> list[tuple[str, lis
     for split in (cfg.train_split, cfg.valid_split):
         try:
             out.append((f"{source}[{split}]", read_split(source, split, cfg.train_split)))
-        except DataError as e:
-            if "not found" not in str(e) or split == cfg.train_split:
+        except SplitNotFound:
+            if split == cfg.train_split:
                 raise
     return out
 

@@ -5,8 +5,8 @@
 
 JSON Lines, JSON, Parquet and CSV files are read here rather than through ``datasets`` because validation must
 point at the exact line of a bad row, and ``datasets`` refuses a whole file over one bad line. Hub datasets do go
-through ``datasets.load_dataset``; their "line" is the 1-based row number. A missing split raises a DataError
-whose message says "not found", which callers use to treat a validation split as optional.
+through ``datasets.load_dataset``; their "line" is the 1-based row number. A missing split raises ``SplitNotFound``
+(a DataError), which callers use to treat a validation split as optional.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from mlxsft.data.bundled_paths import bundled_path
 from mlxsft.data.records import Problem, RawRow
-from mlxsft.errors import DataError
+from mlxsft.errors import DataError, SplitNotFound
 
 EXTENSIONS = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 ROW_LIST_FIELDS = ("messages", "conversations", "prompt", "completion", "tools")
@@ -75,7 +75,7 @@ def read_split(source: str | None, split: str, train_split: str = "train") -> li
     if source is None:
         path = next((bundled_path(n) for n in split_names(split) if bundled_path(n).is_file()), None)
         if path is None:
-            raise DataError(f"split '{split}' not found in the bundled dataset")
+            raise SplitNotFound(f"split '{split}' not found in the bundled dataset")
         return list(read_file(path))
     if not is_local(source):
         return list(read_hub(source, split))
@@ -83,14 +83,14 @@ def read_split(source: str | None, split: str, train_split: str = "train") -> li
     if path.is_dir():
         files = split_files(path, split)
         if not files:
-            raise DataError(f"split '{split}' not found (no {'/'.join(split_names(split))} file with a "
+            raise SplitNotFound(f"split '{split}' not found (no {'/'.join(split_names(split))} file with a "
                             f"{', '.join(EXTENSIONS)} extension)", file=str(path))
         return [row for f in files for row in read_file(f)]
     if not path.is_file():
         raise DataError("file or folder not found", file=str(path))
     if split not in split_names(train_split):
         # One file holds one split: the training one. Ask for a folder to add a validation split.
-        raise DataError(f"split '{split}' not found: a single file is the '{train_split}' split "
+        raise SplitNotFound(f"split '{split}' not found: a single file is the '{train_split}' split "
                         f"(use a folder with {train_split} and {split} files)", file=str(path))
     return list(read_file(path))
 
@@ -311,4 +311,4 @@ def read_hub(spec: str, split: str) -> Iterator[RawRow]:
         for i, row in enumerate(ds, start=1):
             yield RawRow(row, label, i)
         return
-    raise DataError(f"split '{split}' not found on the Hub ({last})", file=spec)
+    raise SplitNotFound(f"split '{split}' not found on the Hub ({last})", file=spec)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from mlxsft.export.run import RunInfo
+from mlxsft.runs.read import RunFolder
 from mlxsft.export.stops import Stops
 
 LIBRARY = {"mlx": "mlx", "hf": "transformers", "gguf": "gguf"}
@@ -36,7 +36,7 @@ class CardExport:
     base_name: str = ""  # display name of the base model (a Hub id, an alias's name, a folder's name)
 
 
-def model_card(run: RunInfo, export: CardExport) -> str:
+def model_card(run: RunFolder, export: CardExport) -> str:
     cfg = run.config
     title = run.name
     base = export.base_name or public_name(run.base_model)
@@ -95,7 +95,7 @@ def public_name(spec: str) -> str:
     return text
 
 
-def _run_ref(run: RunInfo) -> str:
+def _run_ref(run: RunFolder) -> str:
     """The run folder's name and, for a checkpoint, the path inside it: ``sft-1``, ``sft-1/best``."""
     root = run.run_dir.resolve()
     try:
@@ -105,7 +105,7 @@ def _run_ref(run: RunInfo) -> str:
     return (Path(root.name) / inner).as_posix()
 
 
-def _method_name(run: RunInfo) -> str:
+def _method_name(run: RunFolder) -> str:
     quant = run.config.model.quantize if run.config else None
     if run.method == "lora" and quant:
         return f"QLoRA ({quant}-bit base)"

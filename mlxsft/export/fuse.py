@@ -1,6 +1,6 @@
 """Fuse a run's tuned weights into its base model, with the backend that trained it.
 
-    fused = fuse_run(read_run("runs/sft-…"))     # FusedModel: plain layers, no adapters, no quantization
+    fused = fuse_run(RunFolder.open("runs/sft-…"))     # FusedModel: plain layers, no adapters, no quantization
     fused.model        # an mlx-lm model (MLX runs) or a transformers model (torch runs)
 
 MLX runs: the base loads exactly as in training (``load_mlx`` with the run's dtype and QLoRA quantization),
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from mlxsft.backends.generation import hf_tokenizer
 from mlxsft.errors import RunError
-from mlxsft.export.run import RunInfo
 from mlxsft.models.checks import first_line
+from mlxsft.runs.read import RunFolder
 
 Progress = Callable[[str, float], None]
 QUANT_KEYS = ("quantization", "quantization_config")
@@ -53,14 +54,14 @@ class FusedModel:
         return {}
 
 
-def fuse_run(run: RunInfo, progress: Optional[Progress] = None, *, trust_remote_code: bool = False) -> FusedModel:
+def fuse_run(run: RunFolder, progress: Optional[Progress] = None, *, trust_remote_code: bool = False) -> FusedModel:
     report = progress or (lambda stage, frac: None)
     if run.backend == "torch":
         return _fuse_torch(run, report, trust_remote_code)
     return _fuse_mlx(run, report, trust_remote_code)
 
 
-def _fuse_mlx(run: RunInfo, report: Progress, trust_remote_code: bool) -> FusedModel:
+def _fuse_mlx(run: RunFolder, report: Progress, trust_remote_code: bool) -> FusedModel:
     from mlx.utils import tree_unflatten
     from mlx_lm.utils import dequantize_model, load_adapters
 
@@ -85,12 +86,12 @@ def _fuse_mlx(run: RunInfo, report: Progress, trust_remote_code: bool) -> FusedM
     mlx_config = _without_quantization(read_config(folder))
     hf_config = _without_quantization(read_config(source.path) if source.format == "hf" else dict(mlx_config))
     report("fused", 1.0)
-    return FusedModel(backend="mlx", model=model, hf_tokenizer=getattr(tokenizer, "_tokenizer", tokenizer),
+    return FusedModel(backend="mlx", model=model, hf_tokenizer=hf_tokenizer(tokenizer),
                       hf_config=hf_config, source=source, base_folder=folder, mlx_tokenizer=tokenizer,
                       mlx_config=mlx_config)
 
 
-def _fuse_torch(run: RunInfo, report: Progress, trust_remote_code: bool) -> FusedModel:
+def _fuse_torch(run: RunFolder, report: Progress, trust_remote_code: bool) -> FusedModel:
     import torch
 
     from mlxsft.backends.torch.checkpoint import load_full_weights

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from mlxsft.errors import ConfigError, ModelError, RunError
-from mlxsft.export.run import RunInfo, read_run
+from mlxsft.runs.read import RunFolder
 from mlxsft.export.stops import Stops
 
 Progress = Callable[[str, float], None]
@@ -51,7 +51,7 @@ class ExportResult:
     out: Path
     format: str
     name: str  # the model name in file names and metadata
-    run: RunInfo
+    run: RunFolder
     stops: Stops
     precision: str
     files: list[str] = field(default_factory=list)
@@ -65,7 +65,7 @@ def export_run(opts: ExportOptions, progress: Optional[Progress] = None) -> Expo
 
     report = progress or (lambda stage, frac: None)
     check_options(opts)
-    run = read_run(opts.run, opts.model)
+    run = RunFolder.open(opts.run, opts.model, purpose="export")
     out = Path(opts.out).expanduser().absolute()
     check_out(out, run, overwrite=opts.overwrite)
     if opts.format == "gguf":
@@ -130,7 +130,7 @@ def check_options(opts: ExportOptions) -> None:
         raise ConfigError("--gguf-type applies to --format gguf")
 
 
-def check_out(out: Path, run: RunInfo, *, overwrite: bool) -> None:
+def check_out(out: Path, run: RunFolder, *, overwrite: bool) -> None:
     """``--out`` must be new or empty (or, with --overwrite, an old export), and never hold the run or the base."""
     from mlxsft.export.card import MARKER
     from mlxsft.models import resolve_model
@@ -150,7 +150,7 @@ def check_out(out: Path, run: RunInfo, *, overwrite: bool) -> None:
             raise RunError(f"{out}: --overwrite replaces only an earlier mlxsft export, and this folder is not one")
 
 
-def precheck_gguf(run: RunInfo) -> None:
+def precheck_gguf(run: RunFolder) -> None:
     """Refuse an architecture GGUF export cannot write before loading anything."""
     from mlxsft.export.gguf_format import ARCHS, GGUF_TO_MODEL_TYPE, check_gguf_config
     from mlxsft.models import resolve_model
@@ -168,7 +168,7 @@ def precheck_gguf(run: RunInfo) -> None:
     check_gguf_config(read_config(source.path), str(source.path))
 
 
-def _write_gguf_export(fused: Any, run: RunInfo, tmp: Path, scratch: Path, opts: ExportOptions, name: str,
+def _write_gguf_export(fused: Any, run: RunFolder, tmp: Path, scratch: Path, opts: ExportOptions, name: str,
                        template: str, stops: Stops, report: Progress) -> list[str]:
     from mlxsft.export.gguf_format import write_gguf
     from mlxsft.models.gguf_read import read_gguf
@@ -191,7 +191,7 @@ def _write_gguf_export(fused: Any, run: RunInfo, tmp: Path, scratch: Path, opts:
     return warnings + more
 
 
-def _write_card(run: RunInfo, fused: Any, tmp: Path, opts: ExportOptions, result: ExportResult) -> None:
+def _write_card(run: RunFolder, fused: Any, tmp: Path, opts: ExportOptions, result: ExportResult) -> None:
     from mlxsft.export.card import CardExport, model_card
 
     files = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != "README.md") + ["README.md"]
@@ -205,7 +205,7 @@ def _write_card(run: RunInfo, fused: Any, tmp: Path, opts: ExportOptions, result
 @contextmanager
 def staged_dir(final: Path, *, overwrite: bool) -> Iterator[Path]:
     """A temp folder that becomes ``final`` on success; with ``overwrite`` an old ``final`` is replaced only then."""
-    from mlxsft.models.atomic import atomic_dir
+    from mlxsft.files import atomic_dir
 
     if not (final.is_dir() and any(final.iterdir())):
         with atomic_dir(final) as tmp:
@@ -213,7 +213,7 @@ def staged_dir(final: Path, *, overwrite: bool) -> Iterator[Path]:
         return
     if not overwrite:
         raise RunError(f"{final}: --out is not empty", hint="pass --overwrite to replace it")
-    from mlxsft.models.atomic import sync_dir, sync_tree
+    from mlxsft.files import sync_dir, sync_tree
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:

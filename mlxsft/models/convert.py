@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from mlxsft.errors import ModelError
 from mlxsft.models import checks
-from mlxsft.models.atomic import atomic_dir
+from mlxsft.files import atomic_dir
 from mlxsft.models.config_fixes import mlx_config_fixes
 from mlxsft.models.resolve import ModelSource, resolve_model
 

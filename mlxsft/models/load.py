@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from mlxsft.errors import ModelError
 from mlxsft.models import cache, checks
-from mlxsft.models.atomic import atomic_dir
+from mlxsft.files import atomic_dir
 from mlxsft.models.config_fixes import mlx_config_fixes
 from mlxsft.models.convert import check_options, quantize_in_memory, write_mlx
 from mlxsft.models.resolve import resolve_model
@@ -67,10 +67,23 @@ def load_mlx(spec: str, *, dtype: str = "float32", quantize: int | None = None, 
     return model, tokenizer, folder
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
 def load_tokenizer(spec: str) -> Any:
-    """The transformers tokenizer of the (converted) model, chat template included when the model has one."""
+    """The transformers tokenizer of the (converted) model, chat template included when the model has one.
+
+    A folder holding only a tokenizer (no ``config.json``) is loaded as it is: looking at data
+    (``mlxsft data stats/inspect --model``) needs no weights.
+    """
     from transformers import AutoTokenizer
 
+    folder = Path(spec).expanduser()
+    if folder.is_dir() and not (folder / "config.json").exists() and any((folder / f).exists() for f in TOKENIZER_FILES):
+        try:
+            return AutoTokenizer.from_pretrained(str(folder))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{folder}: cannot load the tokenizer ({checks.first_line(e)})") from None
     source = resolve_model(spec)
     if source.format == "gguf":
         # any cached conversion has the same tokenizer; convert (default dtype) only if there is none

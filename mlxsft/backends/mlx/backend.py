@@ -33,15 +33,17 @@ class MLXBackend:
 
         m = self.cfg.model
         return load_mlx(m.model, dtype=m.dtype, quantize=m.quantize, group_size=m.group_size,
-                        progress=lambda stage, frac: self.emit("progress", {"stage": stage, "fraction": frac}))
+                        progress=lambda stage, frac: self.emit("progress", {"stage": stage, "fraction": frac}),
+                        trust_remote_code=m.trust_remote_code)
 
     def load(self) -> Loaded:
+        from mlxsft.backends.generation import hf_tokenizer
         from mlxsft.models import resolve_model
 
-        source = resolve_model(self.cfg.model.model)
+        source = resolve_model(self.cfg.model.model, trust_remote_code=self.cfg.model.trust_remote_code)
         self.emit("message", {"text": f"model {source.name} ({source.kind}: {source.path})"})
         model, tokenizer, mlx_path = self._load()
-        return Loaded(model=model, hf_tokenizer=getattr(tokenizer, "_tokenizer", tokenizer), tokenizer=tokenizer,
+        return Loaded(model=model, hf_tokenizer=hf_tokenizer(tokenizer), tokenizer=tokenizer,
                       source=source, weights_path=str(mlx_path))
 
     def make_trainable(self, loaded: Loaded) -> None:
@@ -69,7 +71,7 @@ class MLXBackend:
         return mx.default_device().type != mx.DeviceType.cpu
 
     def memory_bytes(self) -> int:
-        from mlxsft.platform import total_memory_bytes
+        from mlxsft.machine import total_memory_bytes
 
         return total_memory_bytes()
 

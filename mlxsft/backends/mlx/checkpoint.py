@@ -24,7 +24,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
 from mlxsft.errors import RunError
-from mlxsft.runs import atomic_write_json, latest_checkpoint, write_checkpoint  # noqa: F401  (latest_checkpoint: re-exported)
+from mlxsft.runs import atomic_write_json, write_checkpoint
 
 
 

@@ -30,10 +30,9 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     ModelView,
     Sampling,
     StopCondition,
-    StopTextFilter,
     TurnStream,
     common_prefix,
-    end_of_turn_text,
+    hf_tokenizer,
     render_prompt,
     stop_condition,
 )
@@ -185,7 +184,7 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: 
                     top_p: float = 1.0, stop_text: str | None = None,
                     activate: Callable[[], ContextManager] = nullcontext) -> Answer:
     """Generate one assistant turn from a fresh cache. ``tokenizer`` is mlx-lm's TokenizerWrapper."""
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    hf = hf_tokenizer(tokenizer)
     prompt = render_prompt(hf, messages, template, template_kwargs)
     stop = stop_condition(tokenizer, template, template_kwargs, stop_text)
     gen = CachedGenerator(ModelView("model", model, activate), tokenizer)
@@ -205,7 +204,7 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
     """
     from mlx_lm.generate import BatchGenerator
 
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    hf = hf_tokenizer(tokenizer)
     prompts = [render_prompt(hf, msgs, template, template_kwargs) for msgs in conversations]
     stop = stop_condition(tokenizer, template, template_kwargs)
     stop_seqs = [[t] for t in sorted(stop.token_ids)]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlxsft.errors import RunError
-from mlxsft.runs import latest_checkpoint, write_checkpoint  # noqa: F401  (latest_checkpoint: re-exported)
+from mlxsft.runs import write_checkpoint
 
 TRAINABLE = "trainable.safetensors"
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")

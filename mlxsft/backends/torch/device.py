@@ -82,7 +82,7 @@ def preloaded_blas_note() -> str | None:
     """A warning when OpenBLAS is preloaded (the MLX-on-Linux fix): it then also serves torch's BLAS calls,
     and torch CPU training ran 10x slower than on torch's own MKL (SmolLM2-135M LoRA: 35 vs 352 tokens/s
     on a 2-core x86_64 box; issue 6)."""
-    from mlxsft.platform import NO_REEXEC_ENV, blas_preloaded
+    from mlxsft.machine import NO_REEXEC_ENV, blas_preloaded
 
     lib = blas_preloaded()
     if not lib:
@@ -181,6 +181,6 @@ def device_memory_bytes(plan: DevicePlan) -> int:
 
     if plan.kind == "cuda":
         return int(torch.cuda.get_device_properties(plan.device).total_memory)
-    from mlxsft.platform import total_memory_bytes
+    from mlxsft.machine import total_memory_bytes
 
     return total_memory_bytes()

@@ -29,10 +29,8 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     ModelView,
     Sampling,
     StopCondition,
-    StopTextFilter,
     TurnStream,
     common_prefix,
-    end_of_turn_text,
     render_prompt,
     stop_condition,
 )

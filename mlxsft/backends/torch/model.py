@@ -1,7 +1,7 @@
 """Load a model for the torch backend through transformers, from any spec ``mlxsft.models`` resolves.
 
     model, tokenizer, source = load_model("smollm2-135m-instruct", plan)      # plan: device.DevicePlan
-    read_run_info(Path("runs/sft-20261129-0712"))   # {"backend": "torch", "base_model": ..., "method": ...}
+    write_run_info(run_dir, base_model=spec, method="lora")   # read back by mlxsft.runs.read.run_backend
 
 HF folders load directly; a ``.gguf`` file is dequantised by transformers (``gguf_file=``); an
 unquantised MLX folder is HF-format safetensors too. An MLX *quantised* folder has packed uint32 weights
@@ -17,7 +17,6 @@ from typing import Any
 
 from mlxsft.errors import ModelError
 
-RUN_INFO = "run_info.json"
 
 
 def _from_pretrained(source: Any, dtype: Any, trust_remote_code: bool) -> Any:
@@ -38,7 +37,11 @@ def load_model(spec: str, plan: Any, *, trust_remote_code: bool = False) -> tupl
     """(transformers model on ``plan.device`` in ``plan.param_dtype``, HF tokenizer, ModelSource)."""
     from mlxsft.models import resolve_model
 
-    source = resolve_model(spec)
+    source = resolve_model(spec, trust_remote_code=trust_remote_code)
+    if source.format == "gguf":  # lengths, offsets and the de-quantized size, before transformers reads it
+        from mlxsft.models.from_gguf import check_gguf
+
+        check_gguf(Path(source.path))
     try:
         model = _from_pretrained(source, plan.param_dtype, trust_remote_code)
     except (OSError, ValueError, KeyError) as e:
@@ -66,11 +69,7 @@ def _tokenizer(spec: str, source: Any) -> Any:
 
 def write_run_info(run_dir: Path, *, base_model: str, method: str) -> None:
     """``run_info.json``: tells chat/eval this run folder holds a torch (PEFT or full) result."""
-    from mlxsft.runs import atomic_write_json
+    from mlxsft.files import atomic_write_json
+    from mlxsft.runs.read import RUN_INFO
 
     atomic_write_json(Path(run_dir) / RUN_INFO, {"backend": "torch", "base_model": base_model, "method": method})
-
-
-def read_run_info(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / RUN_INFO
-    return json.loads(path.read_text()) if path.is_file() else None

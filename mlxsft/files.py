@@ -1,19 +1,21 @@
-"""Write a folder all-or-nothing: build it under a temporary name beside the target, then rename.
+"""Every atomic write and disk-space check, in one place: a kill leaves the old file or the new one.
 
+    atomic_write_json(path, obj)          # temp name beside it, fsync, rename, fsync the folder
     with atomic_dir(Path("out/model")) as tmp:
-        write_files(tmp)          # any exception (or Ctrl-C) removes tmp and leaves no trace
+        write_files(tmp)                  # a folder all-or-nothing; any exception (or Ctrl-C) leaves no trace
+    check_free_space(folder, need_bytes)  # a RunError saying how much is needed and free, before writing
 
-The temporary folder is a hidden sibling (``.model.tmp-XXXX``) so the final ``rename`` stays on one
-filesystem and is atomic. Parent folders created for the target are removed again on failure.
-
-A rename is atomic, not durable: after a power loss the new name can exist while the data written before it
-never reached the disk (zero-length or garbage files). So every file and folder of the temp folder is
-fsynced before the rename, and the parent folder after it. ``marker`` names an empty file written after
-all the others are synced: a reader that finds it knows the rest is on disk (the model cache relies on it).
+A rename is atomic, not durable: after a power loss the new name can exist while the data written before
+it never reached the disk. So files are fsynced before their rename and the parent folder after it; a
+folder's ``marker`` (an empty file written after all the others are synced) tells a reader the rest is on
+disk (the model cache relies on it). A full disk is reported as a ``RunError`` naming what, how much is
+needed and how much is free, never as a half-written file.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
 import sys
@@ -21,6 +23,68 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from mlxsft.errors import RunError
+
+MARGIN_BYTES = 64 << 20  # room left for metrics, logs and the filesystem itself
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        sync_dir(path.parent)  # the rename itself survives a power cut, not only a kill
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, len(data), e) from None
+        raise
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def disk_full(path: Path, need_bytes: int, cause: BaseException | None = None, margin: int = 0) -> RunError:
+    """The error for a write that does not fit: what, how much is needed and free, what to do."""
+    free = free_bytes(path)
+    why = f" ({cause})" if cause is not None else ""
+    plus = f" (+{_gb(margin)} kept free)" if margin else ""
+    return RunError(f"{path}: not enough disk space: {_gb(need_bytes)} needed{plus}, {_gb(free)} free{why}",
+                    hint="free some space (older runs in runs/, the model cache in ~/.cache/mlxsft) or use "
+                         "another --out; nothing was left half-written: continue with --resume once there is room")
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem holding ``path`` (or its nearest existing parent)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def check_free_space(path: Path, need_bytes: int) -> None:
+    """Refuse, before writing, a write of ``need_bytes`` that would leave less than a small margin free."""
+    if free_bytes(path) < need_bytes + MARGIN_BYTES:
+        raise disk_full(path, need_bytes, margin=MARGIN_BYTES)
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 @contextmanager

@@ -3,7 +3,9 @@
 On Linux the ``mlx[cpu]`` wheel bundles the reference BLAS (measured: ~5 GFLOP/s for a
 1024x1024 fp32 matmul on a 2-core x86_64 box, against ~300 GFLOP/s with Debian's OpenBLAS).
 ``ensure_fast_blas()`` re-executes the current command once with OpenBLAS preloaded when it is
-installed, so ``mlxsft ...`` is fast without the user knowing about ``LD_PRELOAD``.
+installed, so ``mlxsft ...`` is fast without the user knowing about ``LD_PRELOAD``; the backend registry
+decides when (``mlxsft/backends/registry.py``: only for commands that run MLX, once their config is read).
+(This module was ``platform.py``; it is ``machine.py`` so it no longer shadows the standard library's.)
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ def blas_preloaded() -> str | None:
 
 
 def ensure_fast_blas(argv: list[str] | None = None) -> None:
-    """On Linux, re-exec once with OpenBLAS preloaded if it exists and is not loaded yet."""
+    """On Linux, re-exec once with OpenBLAS preloaded if it exists and is not loaded yet.
+
+    Called by ``mlxsft.backends.registry.choose_blas`` once the command knows it will run MLX (never for
+    torch: a preloaded OpenBLAS slows torch's own kernels ~10x, measured on SmolLM2 LoRA steps).
+    """
     if not sys.platform.startswith("linux") or os.environ.get(NO_REEXEC_ENV) or blas_preloaded():
         return
     argv = argv if argv is not None else sys.argv
-    if _wants_torch(argv):
-        return  # preloading OpenBLAS slows torch's own kernels ~10x (measured on SmolLM2 LoRA steps)
     lib = find_openblas()
     if lib is None:
         return
@@ -61,42 +65,6 @@ def ensure_fast_blas(argv: list[str] | None = None) -> None:
         os.execve(sys.executable, [sys.executable, *_self_command(argv)], env)
     except OSError:
         return  # keep running on the slow BLAS rather than fail
-
-
-def _option(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg.startswith(f"{name}="):
-            return arg.split("=", 1)[1]
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
-
-
-def _wants_torch(argv: list[str]) -> bool:
-    """``--backend torch`` (or ``auto``, which picks torch on a Linux CPU) on the command line, or no
-    ``--backend`` and a run folder (``--adapter``/``--run``/``--resume``) that a torch training wrote."""
-    if argv[1:3] == ["data", "filter"]:
-        return True  # runs no MLX; its --select embedder (MiniLM) is torch, ~4x slower with OpenBLAS preloaded
-    backend = _option(argv, "--backend")
-    if backend is not None:
-        return backend in ("torch", "auto")
-    for name in ("--adapter", "--run", "--resume"):
-        run = _option(argv, name)
-        if run and _torch_run(Path(run)):
-            return True
-    return False
-
-
-def _torch_run(run: Path) -> bool:
-    """``run_info.json`` saying ``"backend": "torch"`` in the folder or the two above (best/, checkpoints/…)."""
-    import json
-
-    for folder in (run, run.parent, run.parent.parent):
-        try:
-            return json.loads((folder / "run_info.json").read_text()).get("backend") == "torch"
-        except (OSError, ValueError, AttributeError):
-            continue
-    return False
 
 
 def _self_command(argv: list[str]) -> list[str]:
