@@ -4,7 +4,8 @@ Precedence: CLI flag > YAML file > dataclass default. A YAML file may be nested 
 (``model:``, ``data:``, ``lora:``, ``optim:``, ``train:``) or flat; every field name is unique
 across sections, so ``--learning-rate 1e-4`` and ``learning_rate: 1e-4`` need no section.
 The resolved config is saved in each run folder (``config.yaml``) and hashed so a resume can
-check it continues the same job.
+check it continues the same job. Every number has a range declared next to its field; a value outside
+it (nan and inf included) is a one-line ConfigError.
 
     from mlxsft.config import load_config
     cfg = load_config("configs/lora.yaml", {"iters": 100})
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +25,67 @@ from typing import Any, Optional
 from mlxsft.errors import ConfigError
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
-    """A dataclass field carrying its CLI help text (and allowed values)."""
-    meta = {"help": help, "choices": choices}
+@dataclass(frozen=True)
+class Range:
+    """The numbers a field accepts: finite values from ``lo`` to ``hi`` (either end open or absent), or only the
+    values in ``only``; ``also`` adds special values outside the interval (``num_layers: -1`` = all)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    only: tuple[int, ...] = ()
+    also: tuple[int, ...] = ()
+
+    def __contains__(self, value: float) -> bool:
+        if value in self.also:
+            return True
+        if not math.isfinite(value):  # nan and inf pass no comparison a schedule or a loop relies on
+            return False
+        if self.only:
+            return value in self.only
+        return ((self.lo is None or value > self.lo or (value == self.lo and not self.lo_open))
+                and (self.hi is None or value < self.hi or (value == self.hi and not self.hi_open)))
+
+    def __str__(self) -> str:
+        if self.only:
+            text = "one of " + ", ".join(map(_num, self.only))
+        elif self.hi is None:
+            text = f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        else:
+            text = f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+        return " or ".join([*map(_num, self.also), text])
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else str(x)
+
+
+def at_least(lo: float) -> Range:
+    return Range(lo=lo)
+
+
+def above(lo: float) -> Range:
+    return Range(lo=lo, lo_open=True)
+
+
+def between(lo: float, hi: float, *, hi_open: bool = False) -> Range:
+    return Range(lo=lo, hi=hi, hi_open=hi_open)
+
+
+def one_of(*values: int) -> Range:
+    return Range(only=values)
+
+
+QUANTIZE_BITS = (2, 3, 4, 5, 6, 8)  # what mx.quantize supports (affine mode) and models.convert accepts
+GROUP_SIZES = (32, 64, 128)
+SEED_MAX = 2**32 - 1  # the data order keeps 32 bits of the seed (numpy); mx.random.seed refuses negatives
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, range: Range | None = None,
+       **kw: Any) -> Any:
+    """A dataclass field carrying its CLI help text (and allowed values; every number has a ``range``)."""
+    meta = {"help": help, "choices": choices, "range": range}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -35,8 +95,9 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: An
 class ModelConfig:
     model: str = _f("smollm2-135m-instruct", "Model: alias, local HF/MLX folder, .gguf file or Hub id.")
     dtype: str = _f("float32", "Weight dtype of the trained model.", ("float32", "float16", "bfloat16"))
-    quantize: Optional[int] = _f(None, "Quantize the base to 4 or 8 bits at load time (QLoRA).")
-    group_size: int = _f(64, "Quantization group size.")
+    quantize: Optional[int] = _f(None, "Quantize the base to 4 or 8 bits at load time (QLoRA).",
+                                  range=one_of(*QUANTIZE_BITS))
+    group_size: int = _f(64, "Quantization group size.", range=one_of(*GROUP_SIZES))
     trust_remote_code: bool = _f(False, "Allow model code from the Hub (off by default).")
 
 
@@ -50,33 +111,35 @@ class DataConfig:
     chat_template: Optional[str] = _f(None, "A .jinja chat template that overrides the tokenizer's.")
     chat_template_kwargs: dict = _f({}, "Extra variables for the chat template, e.g. {enable_thinking: false}.")
     train_on: str = _f("assistant", "Supervised tokens.", ("assistant", "last", "all"))
-    max_seq_len: int = _f(512, "Maximum tokens per row (and per packed sequence).")
+    max_seq_len: int = _f(512, "Maximum tokens per row (and per packed sequence).", range=at_least(8))
     overlong: str = _f("truncate", "What to do with rows over max_seq_len.", ("truncate", "drop"))
     pack: bool = _f(False, "Pack several rows per sequence (block-diagonal attention, no cross-talk).")
-    max_rows: Optional[int] = _f(None, "Use at most this many training rows.")
+    max_rows: Optional[int] = _f(None, "Use at most this many training rows.", range=at_least(1))
 
 
 @dataclass
 class LoraConfig:
     method: str = _f("lora", "Fine-tuning method.", ("lora", "dora", "full"))
-    rank: int = _f(8, "LoRA rank r.")
-    alpha: float = _f(16.0, "LoRA alpha; the update is scaled by alpha / rank.")
-    dropout: float = _f(0.0, "LoRA dropout.")
+    rank: int = _f(8, "LoRA rank r.", range=at_least(1))
+    alpha: float = _f(16.0, "LoRA alpha; the update is scaled by alpha / rank.", range=above(0))
+    dropout: float = _f(0.0, "LoRA dropout.", range=between(0, 1, hi_open=True))
     target_modules: list = _f(["all-linear"], "Modules to adapt: names (q_proj, v_proj, ...) or all-linear.")
-    num_layers: int = _f(16, "Adapt the last N transformer layers (-1 = all); no backward pass runs below them.")
+    num_layers: int = _f(16, "Adapt the last N transformer layers (-1 = all); no backward pass runs below them.",
+                          range=Range(lo=1, also=(-1,)))
     train_embeddings: bool = _f(False, "Full fine-tuning: also train embeddings and lm_head.")
 
 
 @dataclass
 class OptimConfig:
     optimizer: str = _f("adamw", "Optimizer.", ("adamw", "adam", "sgd", "adafactor", "muon"))
-    learning_rate: float = _f(1e-3, "Peak learning rate.")
-    weight_decay: float = _f(0.0, "Weight decay.")
+    learning_rate: float = _f(1e-3, "Peak learning rate.", range=above(0))
+    weight_decay: float = _f(0.0, "Weight decay.", range=at_least(0))
     lr_schedule: str = _f("cosine", "Learning-rate schedule after warmup.", ("constant", "linear", "cosine"))
-    warmup: float = _f(0.05, "Warmup: steps if >= 1, else a fraction of all steps.")
-    min_lr_ratio: float = _f(0.0, "Final learning rate as a fraction of the peak (linear/cosine).")
-    max_grad_norm: float = _f(1.0, "Clip gradients to this global norm (0 = off).")
-    momentum: float = _f(0.9, "Momentum (sgd, muon).")
+    warmup: float = _f(0.05, "Warmup: steps if >= 1, else a fraction of all steps.", range=at_least(0))
+    min_lr_ratio: float = _f(0.0, "Final learning rate as a fraction of the peak (linear/cosine).",
+                              range=between(0, 1))
+    max_grad_norm: float = _f(1.0, "Clip gradients to this global norm (0 = off).", range=at_least(0))
+    momentum: float = _f(0.9, "Momentum (sgd, muon).", range=between(0, 1, hi_open=True))
 
 
 @dataclass
@@ -85,30 +148,32 @@ class TrainConfig:
     device: str = _f("auto", "Torch device (backend torch).", ("auto", "mps", "cuda", "cpu"))
     fsdp: bool = _f(False, "Shard weights, gradients and optimizer state over the torchrun processes "
                            "(FSDP; backend torch, full fine-tuning).")
-    epochs: Optional[float] = _f(None, "Train for this many epochs (default 1 unless --iters).")
-    iters: Optional[int] = _f(None, "Train for this many optimizer steps (overrides --epochs).")
-    batch_size: int = _f(8, "Rows (or packed sequences) per batch.")
-    grad_accum: int = _f(1, "Batches per optimizer step.")
+    epochs: Optional[float] = _f(None, "Train for this many epochs (default 1 unless --iters).", range=above(0))
+    iters: Optional[int] = _f(None, "Train for this many optimizer steps (overrides --epochs).", range=at_least(1))
+    batch_size: int = _f(8, "Rows (or packed sequences) per batch.", range=at_least(1))
+    grad_accum: int = _f(1, "Batches per optimizer step.", range=at_least(1))
     micro_batch_tokens: Optional[int] = _f(None, "Run each batch in pieces of at most this many tokens (rows x "
                                                  "padded length); the update is unchanged, memory drops (0 = whole "
-                                                 "batches; default: 1024 on a CPU, whole batches on a GPU).")
+                                                 "batches; default: 1024 on a CPU, whole batches on a GPU).",
+                                             range=at_least(0))
     grad_checkpoint: bool = _f(False, "Recompute activations in the backward pass to save memory.")
     compile: bool = _f(True, "Compile the training step (mx.compile).")
-    seed: int = _f(0, "Random seed (data order, init, dropout).")
-    eval_every: int = _f(20, "Validate every N steps (0 = only at the end).")
-    eval_batches: int = _f(0, "Validation batches per evaluation (0 = the whole split).")
-    save_every: int = _f(20, "Checkpoint every N steps (0 = only at the end).")
-    early_stop: Optional[int] = _f(None, "Stop after N evaluations without a better val loss.")
-    report_every: int = _f(5, "Log train metrics every N steps.")
+    seed: int = _f(0, "Random seed (data order, init, dropout).", range=between(0, SEED_MAX))
+    eval_every: int = _f(20, "Validate every N steps (0 = only at the end).", range=at_least(0))
+    eval_batches: int = _f(0, "Validation batches per evaluation (0 = the whole split).", range=at_least(0))
+    save_every: int = _f(20, "Checkpoint every N steps (0 = only at the end).", range=at_least(0))
+    early_stop: Optional[int] = _f(None, "Stop after N evaluations without a better val loss.", range=at_least(1))
+    report_every: int = _f(5, "Log train metrics every N steps.", range=at_least(1))
     out: Optional[str] = _f(None, "Run folder (default runs/<name>-<time>).")
     name: str = _f("sft", "Run name used in the default run folder.")
     compare: bool = _f(True, "Ask base and tuned model the held-out questions at the end.")
     compare_questions: Optional[str] = _f(None, "Questions file for the before/after table (default: bundled eval).")
-    compare_max_tokens: int = _f(32, "Max new tokens per answer in the before/after table.")
-    compare_limit: Optional[int] = _f(None, "Ask at most this many questions in the before/after table.")
+    compare_max_tokens: int = _f(32, "Max new tokens per answer in the before/after table.", range=at_least(1))
+    compare_limit: Optional[int] = _f(None, "Ask at most this many questions in the before/after table.",
+                                      range=at_least(1))
     force: bool = _f(False, "Start even if the memory estimate exceeds the machine's memory.")
     skip_nonfinite: int = _f(0, "Skip up to N optimizer steps whose loss or gradients are NaN/inf "
-                                "(0 = stop at the first, keeping the last checkpoint).")
+                                "(0 = stop at the first, keeping the last checkpoint).", range=at_least(0))
 
 
 @dataclass
@@ -210,7 +275,16 @@ def coerce(name: str, value: Any, where: str = "") -> Any:
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{where}{name}: {value!r} is not one of {', '.join(choices)}")
+    check_range(name, value, where)
     return value
+
+
+def check_range(name: str, value: Any, where: str = "") -> None:
+    """A number outside its field's declared range is a ConfigError naming the field and the range."""
+    allowed = field_index()[name][1].metadata.get("range")
+    if allowed is not None and value is not None and value not in allowed:
+        number = "a finite number " if isinstance(value, float) else ""
+        raise ConfigError(f"{where}{name}: must be {number}{allowed}, got {value!r}")
 
 
 def _parse_mapping(text: str) -> dict:
@@ -266,23 +340,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def validate(cfg: Config) -> None:
-    """Cross-field checks that a type alone cannot express."""
-    t, o, l, d = cfg.train, cfg.optim, cfg.lora, cfg.data
-    checks = [
-        (t.batch_size >= 1, "batch_size: must be >= 1"),
-        (t.grad_accum >= 1, "grad_accum: must be >= 1"),
-        (t.micro_batch_tokens is None or t.micro_batch_tokens >= 0, "micro_batch_tokens: must be >= 0 (0 = no split)"),
-        (t.iters is None or t.iters >= 1, "iters: must be >= 1"),
-        (t.epochs is None or t.epochs > 0, "epochs: must be > 0"),
-        (o.learning_rate > 0, "learning_rate: must be > 0"),
-        (o.warmup >= 0, "warmup: must be >= 0"),
-        (l.rank >= 1, "rank: must be >= 1"),
-        (0 <= l.dropout < 1, "dropout: must be in [0, 1)"),
-        (d.max_seq_len >= 8, "max_seq_len: must be >= 8"),
-        (cfg.model.quantize in (None, 2, 3, 4, 6, 8), "quantize: must be 4 or 8 (or 2, 3, 6)"),
-        (t.eval_every >= 0 and t.save_every >= 0, "eval_every/save_every: must be >= 0"),
-        (t.skip_nonfinite >= 0, "skip_nonfinite: must be >= 0"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ConfigError(msg)
+    """Every number within its field's range (declared next to the field), also for a Config built in code."""
+    for name, value in flat_fields(cfg).items():
+        check_range(name, value)
+
