@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -30,15 +31,24 @@ def train(config_file: str | None, resume: str | None, overwrite: bool, plan_onl
           **kwargs: object) -> None:
     """Fine-tune a model on chat data (defaults: embedded SmolLM2 + bundled dataset)."""
     from mlxsft.cli.ui.train import TrainView
-    from mlxsft.config import load_config
+    from mlxsft.config import RemoteCodeFromFile, load_config
     from mlxsft.distributed import launch_rank
+    from mlxsft.errors import ConfigError
     from mlxsft.train import resolve_resume, run_training
 
     overrides = overrides_from(kwargs)
-    if resume is not None:
-        cfg, _ = resolve_resume(resume, overrides, config_file)
-    else:
-        cfg = load_config(config_file, overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RemoteCodeFromFile)  # a file asking for Hub code stops here, before any work
+        try:
+            if resume is not None:
+                cfg, _ = resolve_resume(resume, overrides, config_file)
+            else:
+                cfg = load_config(config_file, overrides)
+        except RemoteCodeFromFile as e:
+            raise ConfigError(f"{e.path}: trust_remote_code: true is not taken from a file (a shared or saved "
+                              f"config cannot turn on model code from the Hub)",
+                              hint="pass --trust-remote-code to allow it (again when resuming a run started "
+                                   "with it), or --no-trust-remote-code to start without it") from None
     from mlxsft.backends import registry
 
     registry.choose_blas(cfg.train.backend)  # OpenBLAS for MLX, as the resolved config (file, flags, run) says

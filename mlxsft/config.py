@@ -5,7 +5,8 @@ Precedence: CLI flag > YAML file > dataclass default. A YAML file may be nested 
 across sections, so ``--learning-rate 1e-4`` and ``learning_rate: 1e-4`` need no section.
 The resolved config is saved in each run folder (``config.yaml``) and hashed so a resume can
 check it continues the same job. Every number has a range declared next to its field; a value outside
-it (nan and inf included) is a one-line ConfigError.
+it (nan and inf included) is a one-line ConfigError. ``trust_remote_code`` is taken from the command
+line only, never from a file.
 
     from mlxsft.config import load_config
     cfg = load_config("configs/lora.yaml", {"iters": 100})
@@ -18,6 +19,7 @@ import hashlib
 import json
 import math
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -305,7 +307,11 @@ def _parse_mapping(text: str) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file, then the overrides (flat field names)."""
+    """Defaults, then the YAML file, then the overrides (flat field names).
+
+    A file never turns on ``trust_remote_code``: a true value there is dropped with a ``RemoteCodeFromFile``
+    warning unless the overrides (the command line) give the field themselves.
+    """
     import yaml
 
     cfg = Config()
@@ -330,6 +336,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                     values[k] = coerce(k, v, f"{p}: ")
             else:
                 values[key] = coerce(key, val, f"{p}: ")
+        if values.pop("trust_remote_code", False) and "trust_remote_code" not in (overrides or {}):
+            warnings.warn(RemoteCodeFromFile(p), stacklevel=2)
     for k, v in (overrides or {}).items():
         values[k] = coerce(k, v)
     index = field_index()
@@ -344,3 +352,14 @@ def validate(cfg: Config) -> None:
     for name, value in flat_fields(cfg).items():
         check_range(name, value)
 
+
+class RemoteCodeFromFile(UserWarning):
+    """A config file (a shared --config, a run's saved config.yaml) asked for ``trust_remote_code: true``.
+
+    Only the command line turns Hub code on, so the file's value is dropped; ``mlxsft train`` makes this an error.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path}: trust_remote_code: true is ignored (only --trust-remote-code on the command "
+                         f"line allows model code from the Hub)")
+        self.path = path
