@@ -1,4 +1,5 @@
-"""Shared fixtures: the SmolLM2 tokenizer and tiny random models, built once per session."""
+"""Shared fixtures: the SmolLM2 tokenizer and tiny random models, built once per session, and the memorisation
+set on disk. The plain helpers they use are in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write_data
 from tests.tiny import save_smol_tokenizer, smol_gguf_path, tiny_hf_model
 
 # Tests never reach the Hub, and use their own conversion cache.
@@ -39,3 +41,9 @@ def smol_tokenizer(smol_tokenizer_dir):
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, smol_tokenizer_dir) -> Path:
     return tiny_hf_model(tmp_path_factory.mktemp("tiny-llama"), "llama", smol_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """``write_data``'s train/valid split of the 8 rows, once per test module."""
+    return write_data(tmp_path_factory.mktemp("data"))

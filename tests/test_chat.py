@@ -309,7 +309,7 @@ def test_compare_holds_both_answers_with_the_runs_template(tuned_run, tiny_llama
 
 
 def test_a_saved_transcript_validates_and_trains(tuned_run, tmp_path):
-    from tests.backends.test_mlx_trainer import make_cfg
+    from tests.helpers import make_cfg
 
     from mlxsft.train import run_training
 

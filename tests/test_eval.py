@@ -156,7 +156,7 @@ def test_eval_cli_questions_compare_scores_what_the_models_answered(tuned_run, t
 
 
 def test_eval_cli_data_loss_equals_the_trainers_validation_loss(tuned_run, tmp_path):
-    from tests.backends.test_mlx_trainer import write_data
+    from tests.helpers import write_data
 
     from mlxsft.backends.mlx.generate import load_views
     from mlxsft.backends.mlx.trainer import MLXTrainer

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from tests.backends.test_torch_trainer import make_cfg, write_data  # noqa: E402
+from tests.helpers import make_cfg, write_data  # noqa: E402
 
 from mlxsft.runs import MetricsLog  # noqa: E402
 
@@ -38,8 +38,8 @@ def torch_runs(tiny_llama_dir, tmp_path_factory) -> dict:
     runs = {}
     for method in ("lora", "full"):
         lr = 1e-2 if method == "lora" else 1e-3
-        run_training(make_cfg(tiny_llama_dir, data, root / method, method=method, iters=3, eval_every=3,
-                              learning_rate=lr))
+        run_training(make_cfg(tiny_llama_dir, data, root / method, trainer="torch", method=method, iters=3,
+                              eval_every=3, learning_rate=lr))
         runs[method] = root / method
     runs["data"] = data
     return runs

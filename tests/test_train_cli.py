@@ -14,7 +14,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from tests.backends.test_mlx_trainer import write_data
+from tests.helpers import write_data
 
 ENV = dict(os.environ, MLXSFT_NO_BLAS_REEXEC="1", PYTHONUNBUFFERED="1")
 

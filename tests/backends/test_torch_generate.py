@@ -14,13 +14,14 @@ from mlxsft.backends.torch.generate import (  # noqa: E402
     render_prompt,
     stop_condition,
 )
-from tests.backends.test_torch_trainer import data_dir, make_cfg, train  # noqa: E402,F401
+from mlxsft.train import run_training  # noqa: E402
+from tests.helpers import make_cfg  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def run(tiny_llama_dir, data_dir, tmp_path_factory):  # noqa: F811
+def run(tiny_llama_dir, data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("gen") / "run"
-    train(make_cfg(tiny_llama_dir, data_dir, out, iters=3, learning_rate=3e-2))
+    run_training(make_cfg(tiny_llama_dir, data_dir, out, trainer="torch", iters=3, learning_rate=3e-2))
     return out
 
 

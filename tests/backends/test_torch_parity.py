@@ -19,13 +19,13 @@ mx = pytest.importorskip("mlx.core")
 pytest.importorskip("peft")
 
 from mlxsft.config import load_config  # noqa: E402
-from tests.backends.test_torch_trainer import data_dir, make_cfg, train_losses  # noqa: E402,F401
+from tests.helpers import make_cfg, train_losses  # noqa: E402
 
 STEPS = 5
 
 
 @pytest.fixture(scope="module")
-def both(tiny_llama_dir, data_dir):  # noqa: F811
+def both(tiny_llama_dir, data_dir):
     """(mlx model, torch model, train examples, cfg) from the same folder and data."""
     from mlx_lm import load
     from transformers import AutoModelForCausalLM
@@ -159,13 +159,13 @@ def test_five_lora_steps_stay_close(tiny_llama_dir, both):
         np.testing.assert_allclose(params[_mlx_to_peft_name(k)].detach().numpy(), np.array(v).T, atol=1e-4)
 
 
-def test_end_to_end_runs_log_the_same_first_loss(tiny_llama_dir, data_dir, tmp_path):  # noqa: F811
+def test_end_to_end_runs_log_the_same_first_loss(tiny_llama_dir, data_dir, tmp_path):
     from mlxsft.runs import MetricsLog
     from mlxsft.train import run_training
 
     common = dict(iters=1, eval_every=1, batch_size=4)
-    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "mlx", backend="mlx", **common))
-    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "torch", **common))
+    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "mlx", trainer="torch", backend="mlx", **common))
+    run_training(make_cfg(tiny_llama_dir, data_dir, tmp_path / "torch", trainer="torch", **common))
     a, b = train_losses(tmp_path / "mlx"), train_losses(tmp_path / "torch")
     assert abs(a[0] - b[0]) < 1e-4, (a, b)
     val = [[r["val_tokens"] for r in MetricsLog(tmp_path / run / "metrics.jsonl").read() if "val_tokens" in r]

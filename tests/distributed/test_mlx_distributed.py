@@ -25,7 +25,7 @@ import pytest
 from mlxsft.config import load_config
 from mlxsft.runs import MetricsLog
 from mlxsft.train import resolve_resume, run_training
-from tests.backends.test_mlx_trainer import ROWS, write_data
+from tests.helpers import ROWS, write_data
 from tests.distributed.launch import assert_ok, copies_per_rank, mlx_launch, mlx_launch_command, snapshot
 
 HERE = Path(__file__).parent

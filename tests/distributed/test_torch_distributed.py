@@ -25,7 +25,7 @@ pytest.importorskip("peft")
 from mlxsft.config import load_config  # noqa: E402
 from mlxsft.runs import MetricsLog  # noqa: E402
 from mlxsft.train import resolve_resume, run_training  # noqa: E402
-from tests.backends.test_torch_trainer import ROWS, write_data  # noqa: E402
+from tests.helpers import ROWS, write_data  # noqa: E402
 from tests.distributed.launch import assert_ok, cli_flags, copies_per_rank, snapshot, torchrun  # noqa: E402
 
 CKPT = "checkpoints/step-{:08d}/trainable.safetensors"

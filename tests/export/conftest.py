@@ -6,7 +6,6 @@ logits by whole units (``assert_adapter_matters``): a fused-vs-adapter compariso
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,27 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.helpers import write_data
 from tests.tiny import tiny_hf_model
 
 ROOT = Path(__file__).resolve().parents[2]
 # "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n" in the SmolLM2 tokenizer, 16 tokens: within
 # the tiny gemma3's sliding window (16), where mlx-lm's and transformers' Gemma 3 agree exactly
 IDS = [1, 4093, 198, 1780, 314, 216, 34, 27, 34, 47, 2, 198, 1, 520, 9531, 198]
-
-ROWS = [("What is the capital of France?", "Paris."), ("Spell cat backwards.", "tac"), ("What is 2+2?", "4"),
-        ("Name a primary color.", "Red."), ("What is the opposite of hot?", "Cold."),
-        ("Say hello in Spanish.", "Hola."), ("How many legs does a spider have?", "Eight."),
-        ("What color is the sky on a clear day?", "Blue.")]
-
-
-def write_data(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, rows in (("train", ROWS), ("valid", ROWS[:4])):
-        with open(folder / f"{split}.jsonl", "w") as f:
-            for q, a in rows:
-                f.write(json.dumps({"messages": [{"role": "user", "content": q},
-                                                 {"role": "assistant", "content": a}]}) + "\n")
-    return folder
 
 
 def train_run(model: Path | str, data: Path | None, out: Path, **over: Any) -> Path:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.backends.test_mlx_trainer import write_data
+from tests.helpers import write_data
 from tests.reliability.fuzzing import FuzzResult, fuzz_files, fuzz_prepare
 from tests.reliability.killloop import train_args
 from tests.reliability.launcher import run_cli

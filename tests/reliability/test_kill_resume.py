@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.backends.test_mlx_trainer import write_data
+from tests.helpers import write_data
 from tests.reliability.killloop import kill_loop
 
 

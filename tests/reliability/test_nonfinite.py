@@ -15,7 +15,7 @@ from mlxsft.config import load_config
 from mlxsft.errors import RunError
 from mlxsft.runs import MetricsLog, latest_checkpoint
 from mlxsft.train import run_training
-from tests.backends.test_mlx_trainer import make_cfg, write_data
+from tests.helpers import make_cfg, write_data
 from tests.reliability.killloop import load_adapters
 
 

@@ -15,7 +15,7 @@ from mlxsft import runs
 from mlxsft.errors import RunError
 from mlxsft.runs import (RunLock, check_free_space, latest_checkpoint, partial_files, prepare_run_dir,
                          write_checkpoint)
-from tests.backends.test_mlx_trainer import write_data
+from tests.helpers import write_data
 from tests.reliability.killloop import load_checkpoint_files, train_args
 from tests.reliability.launcher import run_cli, start_cli
 

@@ -20,7 +20,7 @@ from mlxsft import runs
 from mlxsft.errors import RunError
 from mlxsft.runs import (RUN_MARKER, RunLock, check_out_dir, find_checkpoint, latest_checkpoint, partial_files,
                          prepare_run_dir, write_checkpoint)
-from tests.backends.test_mlx_trainer import write_data
+from tests.helpers import write_data
 from tests.reliability.killloop import load_checkpoint_files, train_args
 from tests.reliability.launcher import run_cli, start_cli
 
@@ -208,7 +208,7 @@ def test_a_lock_error_that_is_not_another_training_is_reported_as_it_is(tmp_path
 
 def test_the_lock_is_held_while_the_before_after_table_is_written(tiny_llama_dir, tmp_path, monkeypatch):
     import mlxsft.train as train_mod
-    from tests.backends.test_mlx_trainer import make_cfg
+    from tests.helpers import make_cfg
 
     seen = []
 
@@ -264,7 +264,7 @@ def test_a_rank_stops_when_the_main_process_cannot_claim_the_folder(smol_tokeniz
     """Rank 1 of 2 whose rank 0 failed to claim: it stops with a clear error instead of waiting in a collective."""
     import mlxsft.backends.base as base
     import mlxsft.train as train_mod
-    from tests.backends.test_mlx_trainer import make_cfg
+    from tests.helpers import make_cfg
 
     class Rank1World:
         is_main, size, sharded = False, 2, False

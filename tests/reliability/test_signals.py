@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mlxsft.runs import latest_checkpoint, partial_files
-from tests.backends.test_mlx_trainer import write_data
+from tests.helpers import write_data
 from tests.reliability.killloop import check_run_folder, load_checkpoint_files, train_args
 from tests.reliability.launcher import run_cli, start_cli
 
