@@ -1,16 +1,21 @@
-"""Plain helpers the tests share: the 8-row memorisation set, a tiny run's config and run-folder readers.
-Fixtures built on them live in conftest.py.
+"""Plain helpers the tests share: the 8-row memorisation set, a tiny run's config, run-folder readers, and
+``python -m mlxsft`` as a subprocess. Fixtures built on them live in conftest.py.
 
-    from tests.helpers import ROWS, make_cfg, write_data
+    from tests.helpers import ROWS, make_cfg, run_cli, write_data
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Short questions a tiny model memorises in a few dozen steps.
 ROWS = [
@@ -82,3 +87,16 @@ def train_losses(run: Path) -> list[float]:
     from mlxsft.runs import MetricsLog
 
     return [r["train_loss"] for r in MetricsLog(run / "metrics.jsonl").read() if r.get("train_loss") is not None]
+
+
+# ----------------------------------------------------------------------------- the command line
+def run_cli(*args: str, input: str | None = None, timeout: int = 600,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m mlxsft ARGS`` as a user runs it (real exit code and stderr), from the repository root.
+
+    The test environment (isolated cache, Hub offline) plus ``env``; the CLI's OpenBLAS re-exec is off, as
+    the test run already preloads it. For many short runs to kill and resume, see tests/reliability/launcher.py.
+    """
+    full_env = {**os.environ, "MLXSFT_NO_BLAS_REEXEC": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mlxsft", *args], input=input, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=full_env)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from click.testing import CliRunner
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from tests.helpers import make_cfg, write_data  # noqa: E402
+from tests.helpers import make_cfg, run_cli, write_data  # noqa: E402
 
 from mlxsft.runs import MetricsLog  # noqa: E402
 
@@ -78,9 +76,8 @@ def test_eval_questions_compare_on_a_torch_run(torch_runs, tmp_path):
 
 
 def test_the_wrong_backend_for_a_run_is_one_line_with_a_hint(torch_runs):
-    proc = subprocess.run([sys.executable, "-m", "mlxsft", "eval", "--adapter", str(torch_runs["lora"]),
-                           "--data", str(torch_runs["data"]), "--backend", "mlx"],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_cli("eval", "--adapter", str(torch_runs["lora"]), "--data", str(torch_runs["data"]),
+                   "--backend", "mlx", timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "trained with --backend torch" in proc.stderr and "use --backend torch" in proc.stderr
 

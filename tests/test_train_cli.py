@@ -14,14 +14,9 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from tests.helpers import write_data
+from tests.helpers import run_cli, write_data
 
 ENV = dict(os.environ, MLXSFT_NO_BLAS_REEXEC="1", PYTHONUNBUFFERED="1")
-
-
-def mlxsft(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mlxsft", *args], capture_output=True, text=True, env=ENV,
-                          timeout=600, **kw)
 
 
 def tiny_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -32,7 +27,7 @@ def tiny_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 
 def test_kill_9_then_resume_ends_with_the_same_weights(tiny_llama_dir, tmp_path):
     data = write_data(tmp_path / "data")
-    ref = mlxsft(*tiny_args(tiny_llama_dir, data, tmp_path / "ref", "--iters", "10", "--save-every", "2"))
+    ref = run_cli(*tiny_args(tiny_llama_dir, data, tmp_path / "ref", "--iters", "10", "--save-every", "2"))
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "mlxsft",
@@ -45,7 +40,7 @@ def test_kill_9_then_resume_ends_with_the_same_weights(tiny_llama_dir, tmp_path)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert (out / "checkpoints" / "latest").read_text().strip() == "step-00000004"
-    again = mlxsft("train", "--resume", str(out))
+    again = run_cli("train", "--resume", str(out))
     assert again.returncode == 0, again.stderr
     assert "resuming at step 4" in again.stdout
     a = mx.load(str(tmp_path / "ref" / "adapters.safetensors"))
@@ -65,19 +60,19 @@ def test_bad_inputs_give_one_line_and_nonzero_exit(tiny_llama_dir, tmp_path):
         ["train", "--learning-rate", "fast"],
     ]
     for args in cases:
-        r = mlxsft(*args)
+        r = run_cli(*args)
         assert r.returncode != 0, args
         assert "Traceback" not in r.stderr, r.stderr
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) >= 1 and len([ln for ln in lines if "error" in ln.lower()]) == 1, r.stderr
-    r = mlxsft(*tiny_args(tiny_llama_dir, bad, tmp_path / "o1", "--iters", "1"))
+    r = run_cli(*tiny_args(tiny_llama_dir, bad, tmp_path / "o1", "--iters", "1"))
     assert f"{bad}:2" in r.stderr
     assert not (tmp_path / "o1").exists()  # nothing written for a run that could not start
 
 
 def test_plan_prints_the_estimate_and_exits(tiny_llama_dir, tmp_path):
     data = write_data(tmp_path / "data")
-    r = mlxsft(*tiny_args(tiny_llama_dir, data, tmp_path / "run", "--plan"))
+    r = run_cli(*tiny_args(tiny_llama_dir, data, tmp_path / "run", "--plan"))
     assert r.returncode == 0, r.stderr
     assert "memory estimate:" in r.stdout and "GB" in r.stdout
     assert not (tmp_path / "run").exists()
@@ -86,8 +81,8 @@ def test_plan_prints_the_estimate_and_exits(tiny_llama_dir, tmp_path):
 @pytest.mark.slow
 def test_cli_trains_the_embedded_model_for_a_few_steps(tmp_path):
     out = tmp_path / "run"
-    r = mlxsft("train", "--out", str(out), "--iters", "3", "--max-rows", "24", "--eval-every", "0",
-               "--compare-limit", "3", "--compare-max-tokens", "8", "--report-every", "1")
+    r = run_cli("train", "--out", str(out), "--iters", "3", "--max-rows", "24", "--eval-every", "0",
+                "--compare-limit", "3", "--compare-max-tokens", "8", "--report-every", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     train = [m for m in metrics if m.get("train_loss") is not None]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
@@ -12,10 +10,7 @@ from click.testing import CliRunner
 from mlxsft.cli.data import data
 from mlxsft.data import prepare_split
 from tests.data.conftest import chat, data_cfg, write_jsonl
-
-
-def mlxsft(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mlxsft", *args], capture_output=True, text=True, timeout=120)
+from tests.helpers import run_cli
 
 
 @pytest.fixture
@@ -27,7 +22,7 @@ def good(tmp_path):
 def test_validate_lists_problems_and_exits_1(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(chat("q", "a")) + "\n" + '{"messages": [{"role": "bot", "content": "x"}]}\n{"oops"\n')
-    r = mlxsft("data", "validate", str(bad))
+    r = run_cli("data", "validate", str(bad))
     assert r.returncode == 1, r.stderr
     lines = r.stdout.splitlines()
     assert lines[:2] == [
@@ -38,10 +33,10 @@ def test_validate_lists_problems_and_exits_1(tmp_path):
 
 
 def test_bad_input_is_one_line_on_stderr(tmp_path, good):
-    r = mlxsft("data", "show", str(tmp_path / "missing.jsonl"))
+    r = run_cli("data", "show", str(tmp_path / "missing.jsonl"))
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr == f"error: {tmp_path / 'missing.jsonl'}: file or folder not found\n"
-    r = mlxsft("data", "show", str(good), "--format", "alpaca")
+    r = run_cli("data", "show", str(good), "--format", "alpaca")
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr == (f"error: {good}:1: instruction: missing (3 more problems; "
                         f"`mlxsft data validate {good}` lists them all)\n")

@@ -6,9 +6,6 @@ logits by whole units (``assert_adapter_matters``): a fused-vs-adapter compariso
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,6 @@ import pytest
 from tests.helpers import write_data
 from tests.tiny import tiny_hf_model
 
-ROOT = Path(__file__).resolve().parents[2]
 # "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n" in the SmolLM2 tokenizer, 16 tokens: within
 # the tiny gemma3's sliding window (16), where mlx-lm's and transformers' Gemma 3 agree exactly
 IDS = [1, 4093, 198, 1780, 314, 216, 34, 27, 34, 47, 2, 198, 1, 520, 9531, 198]
@@ -114,10 +110,3 @@ def hf_logits(folder: Path, ids: list[int] = IDS, **load: Any) -> np.ndarray:
 def assert_adapter_matters(tuned: np.ndarray, base: np.ndarray) -> None:
     """Otherwise a fused model equal to the base would pass every comparison."""
     assert np.abs(tuned - base).max() > 1.0, np.abs(tuned - base).max()
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python -m mlxsft ARGS`` as a user runs it (real exit code and stderr)."""
-    env = {**os.environ, "MLXSFT_NO_BLAS_REEXEC": "1"}
-    return subprocess.run([sys.executable, "-m", "mlxsft", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)

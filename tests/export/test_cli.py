@@ -10,7 +10,7 @@ import pytest
 
 from mlxsft.errors import ConfigError, MlxsftError, RunError
 from mlxsft.export import ExportOptions, export_run
-from tests.export.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def one_error_line(stderr: str) -> str:

@@ -1,18 +1,13 @@
-"""Fixtures for the model-layer tests: tiny HF folders per architecture, their MLX conversions, and
-helpers to run the CLI as a user would (a subprocess, so exit codes and stderr are the real ones)."""
+"""Fixtures for the model-layer tests: tiny HF folders per architecture, their MLX conversions, and what a
+failed conversion leaves behind. The CLI runs as a user runs it through ``tests.helpers.run_cli``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.tiny import tiny_hf_model
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -29,13 +24,6 @@ def tiny_mlx_dir(tmp_path_factory, tiny_llama_dir) -> Path:
     from mlxsft.models import convert_model
 
     return convert_model(str(tiny_llama_dir), tmp_path_factory.mktemp("tiny-mlx") / "llama")
-
-
-def run_cli(*args: str, timeout: int = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``python -m mlxsft ARGS`` with the test environment (isolated cache, Hub offline)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "mlxsft", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=full_env)
 
 
 def leftovers(parent: Path, name: str) -> list[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.models.conftest import leftovers, run_cli
+from tests.helpers import run_cli
+from tests.models.conftest import leftovers
 
 
 def test_help():

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.models.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 

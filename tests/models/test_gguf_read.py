@@ -11,7 +11,8 @@ import pytest
 
 from mlxsft.errors import ModelError
 from mlxsft.models.gguf_read import TensorInfo, read_fields
-from tests.models.conftest import leftovers, run_cli
+from tests.helpers import run_cli
+from tests.models.conftest import leftovers
 
 F32, STRING, UINT32 = 0, 8, 4
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlxsft.errors import ModelError
-from tests.models.conftest import leftovers, run_cli
+from tests.helpers import run_cli
+from tests.models.conftest import leftovers
 
 
 def with_model_file(src: Path, folder: Path, marker: Path) -> Path:
