@@ -1,5 +1,5 @@
-"""Plain helpers the tests share: the 8-row memorisation set, a tiny run's config, run-folder readers, and
-``python -m mlxsft`` as a subprocess. Fixtures built on them live in conftest.py.
+"""Plain helpers the tests share: the 8-row memorisation set, a tiny run's config, run-folder readers, a run
+folder without training, and ``python -m mlxsft`` as a subprocess. Fixtures built on them live in conftest.py.
 
     from tests.helpers import ROWS, make_cfg, run_cli, write_data
 """
@@ -87,6 +87,37 @@ def train_losses(run: Path) -> list[float]:
     from mlxsft.runs import MetricsLog
 
     return [r["train_loss"] for r in MetricsLog(run / "metrics.jsonl").read() if r.get("train_loss") is not None]
+
+
+# ----------------------------------------------------------------------------- a run folder without training
+RUN_SYSTEM = "You are the tuned test model."
+
+
+def make_run(model_dir: Path, out: Path, method: str = "lora") -> Path:
+    """A run folder as ``mlxsft train`` writes it, with random (non-zero) LoRA weights: no training needed.
+
+    Its chat template differs from the tokenizer's (another default system prompt), so a test can tell
+    which template was used.
+    """
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    from mlxsft.backends.mlx.adapters import make_trainable
+    from mlxsft.config import LoraConfig, load_config
+    from mlxsft.models import load_mlx
+
+    out.mkdir(parents=True)
+    model, tok, _ = load_mlx(str(model_dir))
+    mx.random.seed(1)
+    cfg = make_trainable(model, LoraConfig(method=method, rank=4))
+    weights = {k: (mx.random.normal(v.shape) * 0.5 if k.endswith("lora_b") else v)
+               for k, v in tree_flatten(model.trainable_parameters())}
+    mx.save_safetensors(str(out / "adapters.safetensors"), weights)
+    (out / "adapter_config.json").write_text(json.dumps(cfg))
+    load_config(None, {"model": str(model_dir)}).save(out / "config.yaml")
+    (out / "chat_template.jinja").write_text(tok._tokenizer.chat_template.replace(
+        "You are a helpful AI assistant named SmolLM, trained by Hugging Face", RUN_SYSTEM))
+    return out
 
 
 # ----------------------------------------------------------------------------- the command line

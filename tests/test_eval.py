@@ -118,7 +118,7 @@ def test_run_folder_errors_are_one_clear_line(tmp_path):
 # ----------------------------------------------------------------------------- the CLI on a tiny run
 @pytest.fixture(scope="module")
 def tuned_run(tiny_llama_dir, tmp_path_factory) -> Path:
-    from tests.test_chat import make_run
+    from tests.helpers import make_run
 
     return make_run(tiny_llama_dir, tmp_path_factory.mktemp("eval-run") / "run")
 
