@@ -35,7 +35,7 @@ def build_fixtures(work: Path) -> tuple[Path, Path, object]:
     """A tiny random llama with the SmolLM2 tokenizer, the 8-row training set, and that tokenizer."""
     from transformers import AutoTokenizer
 
-    from tests.backends.test_mlx_trainer import write_data
+    from tests.helpers import write_data
     from tests.tiny import save_smol_tokenizer, tiny_hf_model
 
     tok_dir = save_smol_tokenizer(work / "tokenizer")

@@ -164,7 +164,7 @@ def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, score
     from mlxsft.curate.jsonl import refuse_same_file
     from mlxsft.curate.scorers import make_scorer
     from mlxsft.curate.teachers import Sampling
-    from mlxsft.runs import atomic_write_json
+    from mlxsft.files import atomic_write_json
 
     sampling = Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens, seed=seed)
     opts = BestOfKOptions(prompts=Path(prompts), out=Path(out), k=k, sampling=sampling, threshold=threshold,

@@ -173,7 +173,7 @@ class ChatSession:
         return [{"messages": convo} for convo in rows]
 
     def save(self, path: str | Path) -> int:
-        from mlxsft.runs import atomic_write_text
+        from mlxsft.files import atomic_write_text
 
         path = Path(path).expanduser()
         rows = self.transcript()

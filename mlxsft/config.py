@@ -200,7 +200,7 @@ class Config:
     def save(self, path: str | Path) -> None:
         import yaml
 
-        from mlxsft.runs import atomic_write_text
+        from mlxsft.files import atomic_write_text
 
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))  # a kill never leaves half
 

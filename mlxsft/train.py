@@ -20,8 +20,8 @@ from mlxsft.config import Config
 from mlxsft.data.batching import CPU_MICRO_BATCH_TOKENS, micro_batch_shape
 from mlxsft.errors import ConfigError, MlxsftError, RunError, SplitNotFound
 from mlxsft.events import Event
-from mlxsft.runs import (atomic_write_json, atomic_write_text, check_out_dir, claim_run_dir, default_run_dir,
-                         find_checkpoint, is_run_folder)
+from mlxsft.files import atomic_write_json, atomic_write_text
+from mlxsft.runs import check_out_dir, claim_run_dir, default_run_dir, find_checkpoint, is_run_folder
 from mlxsft.runs.read import run_config
 
 Callback = Callable[[Event, dict], None]
@@ -212,8 +212,6 @@ def maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:
 def compare_base_and_tuned(cfg: Config, answerers: dict[str, Any], emit: Callback) -> Any:
     """Ask the held-out questions of the base and the tuned model; returns a CompareReport (compare.json)."""
     from mlxsft.evaluate import compare_batched, load_questions
-    from mlxsft.runs import atomic_write_json
-
     t = cfg.train
     questions = load_questions(t.compare_questions, limit=t.compare_limit)
     report = compare_batched(answerers, questions,

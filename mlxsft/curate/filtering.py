@@ -212,7 +212,7 @@ def filter_file(opts: FilterOptions, progress: Optional[Progress] = None) -> Fil
         _durable_replace(kept, opts.out)
         if opts.rejects is not None:
             _durable_replace(tmp / "rejects.jsonl", opts.rejects)
-    from mlxsft.runs import atomic_write_json
+    from mlxsft.files import atomic_write_json
 
     atomic_write_json(opts.report_path, report.to_dict())
     return report

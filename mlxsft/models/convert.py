@@ -22,13 +22,14 @@ from typing import Any, Callable
 from mlxsft.errors import ModelError
 from mlxsft.models import checks
 from mlxsft.files import atomic_dir
+from mlxsft.config import GROUP_SIZES as QUANTIZE_GROUP_SIZES
+from mlxsft.config import QUANTIZE_BITS
 from mlxsft.models.config_fixes import mlx_config_fixes
 from mlxsft.models.resolve import ModelSource, resolve_model
 
 Progress = Callable[[str, float], None]
 DTYPES = ("float32", "float16", "bfloat16")
-BITS = (2, 3, 4, 5, 6, 8)
-GROUP_SIZES = (32, 64, 128)
+BITS, GROUP_SIZES = QUANTIZE_BITS, QUANTIZE_GROUP_SIZES  # one list, in mlxsft.config
 
 
 def convert_model(spec: str, out: str | Path, *, dtype: str = "float32", quantize: int | None = None,

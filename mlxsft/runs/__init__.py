@@ -16,14 +16,13 @@ Atomic writes and disk checks live in ``mlxsft/files.py``. The names below are r
 import them from ``mlxsft.runs``.
 """
 
-from mlxsft.files import atomic_write_json, atomic_write_text, check_free_space, disk_full
 from mlxsft.runs.checkpoints import find_checkpoint, latest_checkpoint, recover_checkpoints, write_checkpoint
 from mlxsft.runs.folder import (PARTIAL, RUN_MARKER, RunLock, check_out_dir, claim_run_dir,
                                 default_run_dir, is_run_folder, partial_files, prepare_run_dir,
                                 remove_partial_files)
 from mlxsft.runs.metrics import MetricsLog
 
-__all__ = ["MetricsLog", "PARTIAL", "RUN_MARKER", "RunLock", "atomic_write_json", "atomic_write_text",
-           "check_free_space", "check_out_dir", "claim_run_dir", "default_run_dir", "disk_full", "find_checkpoint",
+__all__ = ["MetricsLog", "PARTIAL", "RUN_MARKER", "RunLock", "check_out_dir", "claim_run_dir", "default_run_dir",
+           "find_checkpoint",
            "is_run_folder", "latest_checkpoint", "partial_files", "prepare_run_dir", "recover_checkpoints",
            "remove_partial_files", "write_checkpoint"]

@@ -14,10 +14,12 @@ naming the folder and what is missing.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from mlxsft.config import RemoteCodeFromFile
 from mlxsft.errors import MlxsftError, RunError
 
 if TYPE_CHECKING:
@@ -53,7 +55,9 @@ class RunFolder:
         root = run_root(weights_dir)
         backend = run_backend(weights_dir)
         method = _method(weights_dir, backend, purpose)
-        config = run_config(root) if root is not None else None
+        with warnings.catch_warnings():  # chat, eval and export never use it: no need to warn that it is dropped
+            warnings.simplefilter("ignore", RemoteCodeFromFile)
+            config = run_config(root) if root is not None else None
         if model is None and config is None:
             raise RunError(f"{weights_dir}: not a run folder (no config.yaml naming the base model here or in the "
                            f"two folders above)", hint="pass --model")

@@ -24,7 +24,8 @@ import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
 from mlxsft.errors import RunError
-from mlxsft.runs import atomic_write_json, write_checkpoint
+from mlxsft.files import atomic_write_json
+from mlxsft.runs import write_checkpoint
 
 
 
