@@ -50,12 +50,12 @@ def test_doctor_help():
 def linux_cpu(monkeypatch):
     """A Linux box without CUDA, whatever this machine is."""
     monkeypatch.setattr(doctor.sys, "platform", "linux")
-    monkeypatch.setattr(doctor.mplatform, "is_apple_silicon", lambda: False)
+    monkeypatch.setattr(doctor.machine, "is_apple_silicon", lambda: False)
     monkeypatch.setattr(doctor, "_cuda_name", lambda: None)
 
 
 def test_pick_backend_apple_silicon(monkeypatch):
-    monkeypatch.setattr(doctor.mplatform, "is_apple_silicon", lambda: True)
+    monkeypatch.setattr(doctor.machine, "is_apple_silicon", lambda: True)
     assert doctor.pick_backend()[0] == "mlx"
 
 
@@ -77,21 +77,21 @@ def no_torch(monkeypatch):
 
 
 def test_pick_backend_cpu_with_openblas_preloaded(monkeypatch, linux_cpu, no_torch):
-    monkeypatch.setattr(doctor.mplatform, "blas_preloaded", lambda: "/usr/lib/libopenblas.so.0")
+    monkeypatch.setattr(doctor.machine, "blas_preloaded", lambda: "/usr/lib/libopenblas.so.0")
     backend, reason = doctor.pick_backend()
     assert backend == "mlx" and "OpenBLAS" in reason and "GFLOP/s measured" in reason
 
 
 def test_pick_backend_cpu_with_openblas_available(monkeypatch, linux_cpu, no_torch):
-    monkeypatch.setattr(doctor.mplatform, "blas_preloaded", lambda: None)
-    monkeypatch.setattr(doctor.mplatform, "find_openblas", lambda: "/usr/lib/libopenblas.so.0")
+    monkeypatch.setattr(doctor.machine, "blas_preloaded", lambda: None)
+    monkeypatch.setattr(doctor.machine, "find_openblas", lambda: "/usr/lib/libopenblas.so.0")
     backend, reason = doctor.pick_backend()
     assert backend == "mlx" and "/usr/lib/libopenblas.so.0" in reason
 
 
 def test_pick_backend_cpu_without_openblas_or_torch(monkeypatch, linux_cpu, no_torch):
-    monkeypatch.setattr(doctor.mplatform, "blas_preloaded", lambda: None)
-    monkeypatch.setattr(doctor.mplatform, "find_openblas", lambda: None)
+    monkeypatch.setattr(doctor.machine, "blas_preloaded", lambda: None)
+    monkeypatch.setattr(doctor.machine, "find_openblas", lambda: None)
     backend, reason = doctor.pick_backend()
     assert backend == "mlx" and "reference BLAS" in reason
 

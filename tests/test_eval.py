@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from mlxsft.backends.mlx.generate import Answer
 from mlxsft.errors import DataError, RunError
-from mlxsft.evaluate import EvalReport, compare, load_questions, resolve_target
+from mlxsft.evaluate import EvalReport, compare, load_questions
+from mlxsft.target import resolve_target
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -133,7 +134,7 @@ def eval_cli(args: list[str]) -> dict:
 
 def test_eval_cli_questions_compare_scores_what_the_models_answered(tuned_run, tmp_path):
     from mlxsft.backends.mlx.generate import generate_answer, load_views
-    from mlxsft.evaluate import chat_template
+    from mlxsft.target import chat_template
 
     target = resolve_target(None, tuned_run)
     tok, views = load_views(target.model, target.adapter)

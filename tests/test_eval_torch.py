@@ -84,7 +84,7 @@ def test_the_wrong_backend_for_a_run_is_one_line_with_a_hint(torch_runs):
 
 def test_checkpoint_folders_of_a_lora_run_point_to_the_run(torch_runs):
     from mlxsft.errors import RunError
-    from mlxsft.evaluate import resolve_target
+    from mlxsft.target import resolve_target
 
     step = next((torch_runs["lora"] / "checkpoints").glob("step-*"))
     with pytest.raises(RunError, match="missing adapter_model.safetensors"):
@@ -105,10 +105,10 @@ def test_chat_picks_torch_for_a_torch_run(torch_runs):
 
 
 def test_the_cli_skips_the_mlx_blas_preload_for_torch_runs(torch_runs, tmp_path):
-    from mlxsft.platform import _wants_torch
+    from mlxsft.backends import registry
 
     run = str(torch_runs["lora"])
-    assert _wants_torch(["mlxsft", "chat", "--adapter", run])
-    assert _wants_torch(["mlxsft", "eval", f"--adapter={run}/best"])
-    assert not _wants_torch(["mlxsft", "chat", "--adapter", run, "--backend", "mlx"])  # an explicit choice wins
-    assert not _wants_torch(["mlxsft", "chat", "--adapter", str(tmp_path)])
+    assert registry.backend_of(None, run) == "torch" and not registry.spec("torch").wants_openblas
+    assert registry.backend_of(None, f"{run}/best") == "torch"
+    assert registry.backend_of("mlx", run) == "mlx"  # an explicit choice wins
+    assert registry.backend_of(None, str(tmp_path)) == "mlx"

@@ -60,7 +60,7 @@ def test_peft_loads_the_run_adapter(tiny_llama_dir, data_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from mlxsft.backends.torch.generate import load_views
-    from mlxsft.backends.torch.model import read_run_info
+    from mlxsft.runs.read import read_json
 
     run = tmp_path / "run"
     out = run_training(make_cfg(tiny_llama_dir, data_dir, run, trainer="torch", iters=2))
@@ -72,7 +72,7 @@ def test_peft_loads_the_run_adapter(tiny_llama_dir, data_dir, tmp_path):
         torch.testing.assert_close(loaded(input_ids=ids).logits, want)
         _, views = load_views(str(tiny_llama_dir), run, device="cpu")
         torch.testing.assert_close(views["tuned"].model(input_ids=ids).logits, want)
-    assert read_run_info(run) == {"backend": "torch", "base_model": str(tiny_llama_dir), "method": "lora"}
+    assert read_json(run / "run_info.json") == {"backend": "torch", "base_model": str(tiny_llama_dir), "method": "lora"}
 
 
 def test_compare_and_generate(tiny_llama_dir, data_dir, tmp_path):

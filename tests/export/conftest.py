@@ -72,10 +72,10 @@ def mlx_logits(run: Path, ids: list[int] = IDS, *, adapters: bool = True) -> np.
     import mlx.core as mx
     from mlx_lm.utils import load_adapters
 
-    from mlxsft.export.run import read_run
+    from mlxsft.runs.read import RunFolder
     from mlxsft.models import load_mlx
 
-    info = read_run(run)
+    info = RunFolder.open(run)
     model, _, _ = load_mlx(info.base_model, **{k: v for k, v in info.load_kwargs.items() if v is not None})
     if adapters:
         load_adapters(model, str(run))
@@ -89,9 +89,9 @@ def torch_logits(run: Path, ids: list[int] = IDS, *, adapters: bool = True) -> n
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from mlxsft.export.run import read_run
+    from mlxsft.runs.read import RunFolder
 
-    model = AutoModelForCausalLM.from_pretrained(read_run(run).base_model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(RunFolder.open(run).base_model, dtype=torch.float32)
     if adapters:
         model = PeftModel.from_pretrained(model, str(run))
     with torch.no_grad():

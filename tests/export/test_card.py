@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlxsft.config import load_config
 from mlxsft.export.card import CardExport, model_card
-from mlxsft.export.run import RunInfo
+from mlxsft.runs.read import RunFolder
 from mlxsft.export.stops import Stops
 
 METRICS = [
@@ -24,7 +24,7 @@ COMPARE = {"models": ["base", "tuned"], "n_questions": 60, "n_scored": 40,
 def card_for(tmp_path: Path, **over) -> str:
     cfg = load_config(None, dict(model="smollm2-135m-instruct", data="my_chats.jsonl", rank=16, alpha=32.0,
                                  learning_rate=2e-4, epochs=2, batch_size=4, quantize=4, **over))
-    run = RunInfo(weights_dir=tmp_path / "sft-1", run_dir=tmp_path / "sft-1", backend="mlx", method="lora",
+    run = RunFolder(weights_dir=tmp_path / "sft-1", run_dir=tmp_path / "sft-1", backend="mlx", method="lora",
                   base_model="smollm2-135m-instruct", config=cfg, metrics=METRICS, compare=COMPARE)
     stops = Stops(eos_id=2, eot_id=2, eot_text="<|im_end|>", ids=[2], strings=["<|im_end|>"])
     return model_card(run, CardExport(format="gguf", precision="q8_0", stops=stops,
@@ -50,7 +50,7 @@ def test_card_fields(tmp_path):
 
 def test_card_for_full_fine_tuning_without_metrics(tmp_path):
     cfg = load_config(None, dict(model="m", method="full"))
-    run = RunInfo(weights_dir=tmp_path, run_dir=tmp_path, backend="torch", method="full", base_model="m", config=cfg)
+    run = RunFolder(weights_dir=tmp_path, run_dir=tmp_path, backend="torch", method="full", base_model="m", config=cfg)
     stops = Stops(eos_id=None, eot_id=None, eot_text="", ids=[], strings=[])
     text = model_card(run, CardExport(format="hf", precision="bfloat16", stops=stops))
     assert "| method | full fine-tuning |" in text and "| rank |" not in text
@@ -73,7 +73,7 @@ def test_card_names_no_local_path_and_no_user(tmp_path, monkeypatch):
     for spec, base_name in (("~/models/my-llama", ""), (str(model), "my-llama"), ("./models/my-llama", "")):
         monkeypatch.chdir(home)
         cfg = load_config(None, dict(model=spec, data=str(data)))
-        run = RunInfo(weights_dir=run_dir / "best", run_dir=run_dir, backend="mlx", method="lora", base_model=spec,
+        run = RunFolder(weights_dir=run_dir / "best", run_dir=run_dir, backend="mlx", method="lora", base_model=spec,
                       config=cfg, metrics=METRICS)
         text = model_card(run, CardExport(format="hf", precision="float16", stops=stops, base_name=base_name))
         for leak in (str(tmp_path), "alice", "/home", "~"):

@@ -123,10 +123,10 @@ def test_a_failure_while_writing_leaves_nothing(mlx_llama_run, tmp_path, monkeyp
 
 
 def test_best_and_checkpoint_folders(mlx_llama_run, tmp_path):
-    from mlxsft.export.run import read_run
+    from mlxsft.runs.read import RunFolder
 
     step = next((mlx_llama_run / "checkpoints").glob("step-*"))
-    info = read_run(step)
+    info = RunFolder.open(step)
     assert info.run_dir == mlx_llama_run and info.weights_dir == step and info.method == "lora"
     assert info.template == (mlx_llama_run / "chat_template.jinja").read_text()
     fake = tmp_path / "torch-run"
@@ -137,4 +137,4 @@ def test_best_and_checkpoint_folders(mlx_llama_run, tmp_path):
     for f in ("trainable.safetensors", "optimizer.pt", "state.json"):
         (ckpt / f).write_bytes(b"")
     with pytest.raises(MlxsftError, match="torch checkpoints are for resuming"):
-        read_run(ckpt)
+        RunFolder.open(ckpt)

@@ -17,10 +17,10 @@ def test_torch_run_exports_to_all_three_formats(torch_llama_run, tmp_path):
     import mlx.core as mx
     from mlx_lm import load
 
-    from mlxsft.export.run import read_run
+    from mlxsft.runs.read import RunFolder
     from tests.export.test_gguf_export import gguf_model, logits_of
 
-    assert read_run(torch_llama_run).backend == "torch"
+    assert RunFolder.open(torch_llama_run).backend == "torch"
     tuned = torch_logits(torch_llama_run)
     assert_adapter_matters(tuned, torch_logits(torch_llama_run, adapters=False))
 

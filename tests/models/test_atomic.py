@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from mlxsft.models import cache, mlx_model_path
-from mlxsft.models.atomic import atomic_dir
+from mlxsft.files import atomic_dir
 
 
 def record_syncs(monkeypatch) -> list[tuple[str, object]]:

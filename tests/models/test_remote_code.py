@@ -109,3 +109,11 @@ def test_hub_download_fetches_python_only_when_trusted(tmp_path, monkeypatch, ti
         load_mlx("someone/custom-code")
     assert_refused(e, snapshot)
     assert not marker.exists()
+
+
+def test_cli_trust_remote_code_flag_lets_the_model_code_run(tmp_path, tiny_llama_dir):
+    marker = tmp_path / "ran.txt"
+    folder = with_model_file(tiny_llama_dir, tmp_path / "model", marker)
+    r = run_cli("convert", "--model", str(folder), "--out", str(tmp_path / "out"), "--trust-remote-code")
+    assert r.returncode == 0, r.stderr
+    assert marker.read_text() == "ran" and (tmp_path / "out" / "config.json").is_file()

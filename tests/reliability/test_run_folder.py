@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
-from mlxsft import runs
+from mlxsft import files
 from mlxsft.errors import RunError
-from mlxsft.runs import (RunLock, check_free_space, latest_checkpoint, partial_files, prepare_run_dir,
-                         write_checkpoint)
+from mlxsft.files import check_free_space
+from mlxsft.runs import RunLock, latest_checkpoint, partial_files, prepare_run_dir, write_checkpoint
 from tests.helpers import write_data
 from tests.reliability.killloop import load_checkpoint_files, train_args
 from tests.reliability.launcher import run_cli, start_cli
@@ -150,7 +149,7 @@ Usage = namedtuple("Usage", "total used free")
 def test_free_space_is_checked_before_a_checkpoint_is_written(tmp_path, monkeypatch):
     out = prepare_run_dir(tmp_path / "run", resume=False)
     _checkpoint(out, 1)
-    monkeypatch.setattr(runs.shutil, "disk_usage", lambda p: Usage(10 << 30, 10 << 30, 20 << 20))  # 20 MB free
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: Usage(10 << 30, 10 << 30, 20 << 20))  # 20 MB free
     with pytest.raises(RunError) as e:
         _checkpoint(out, 2, size=500 << 20)
     msg = str(e.value)
@@ -159,7 +158,7 @@ def test_free_space_is_checked_before_a_checkpoint_is_written(tmp_path, monkeypa
     assert latest_checkpoint(out).name == "step-00000001" and partial_files(out) == []
     with pytest.raises(RunError, match="not enough disk space"):
         check_free_space(out, 0)  # the margin alone does not fit in 20 MB
-    monkeypatch.setattr(runs.shutil, "disk_usage", lambda p: Usage(10 << 30, 0, 10 << 30))
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda p: Usage(10 << 30, 0, 10 << 30))
     check_free_space(out, 1 << 30)
 
 
@@ -191,7 +190,7 @@ def test_atomic_writes_report_a_full_disk_and_leave_the_old_file(tmp_path, monke
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(RunError, match="not enough disk space"):
-        runs.atomic_write_text(target, "new")
+        files.atomic_write_text(target, "new")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlxsft import runs
+from mlxsft import files
 from mlxsft.errors import RunError
 from mlxsft.runs import (RUN_MARKER, RunLock, check_out_dir, find_checkpoint, latest_checkpoint, partial_files,
                          prepare_run_dir, write_checkpoint)
@@ -109,10 +109,10 @@ def test_writing_a_step_again_swaps_by_rename_and_a_kill_in_the_swap_loses_nothi
             raise KeyboardInterrupt
         real_replace(src, dst)
 
-    monkeypatch.setattr(runs.os, "replace", dies_after_the_first_rename)
+    monkeypatch.setattr(os, "replace", dies_after_the_first_rename)
     with pytest.raises(KeyboardInterrupt):
         _checkpoint(out, 2, "third")
-    monkeypatch.setattr(runs.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert not (out / "checkpoints" / "step-00000002").exists()
     found = find_checkpoint(out)  # latest names a missing folder: the swapped-out copy is still whole
     assert found is not None and (found / "weights.bin").read_text() == "second"
@@ -262,7 +262,7 @@ def test_ranks_agree_on_one_key_or_all_stop(keys, agreed):
 
 def test_a_rank_stops_when_the_main_process_cannot_claim_the_folder(smol_tokenizer, tmp_path, monkeypatch):
     """Rank 1 of 2 whose rank 0 failed to claim: it stops with a clear error instead of waiting in a collective."""
-    import mlxsft.backends.base as base
+    import mlxsft.backends.registry as registry
     import mlxsft.train as train_mod
     from tests.helpers import make_cfg
 
@@ -282,7 +282,7 @@ def test_a_rank_stops_when_the_main_process_cannot_claim_the_folder(smol_tokeniz
         make_trainable=lambda loaded: None, count_parameters=lambda m: (1, 1),
         memory_plan=lambda *a: SimpleNamespace(total_gb=0.0), memory_bytes=lambda: 0, before_training=lambda: None,
         trainer=lambda *a: pytest.fail("trained without the run folder"))
-    monkeypatch.setattr(base, "get_backend", lambda name, cfg, emit: backend)
+    monkeypatch.setattr(registry, "get_backend", lambda name, cfg, emit: backend)
     monkeypatch.setattr(train_mod, "launch_rank", lambda: 1, raising=False)
     cfg = make_cfg(tmp_path / "model", write_data(tmp_path / "data"), tmp_path / "run")
     with pytest.raises(RunError, match="the main process could not claim the run folder"):
@@ -319,15 +319,15 @@ def test_resume_of_a_run_that_never_started_says_so_and_overwrite_clears_it(tiny
 # ----------------------------------------------------------------- 14: renames survive a power cut
 def test_atomic_writes_sync_the_folder_after_the_rename(tmp_path, monkeypatch):
     synced = []
-    monkeypatch.setattr(runs, "_fsync_dir", lambda p: synced.append(Path(p)))
-    runs.atomic_write_text(tmp_path / "a.txt", "x")
+    monkeypatch.setattr(files, "sync_dir", lambda p: synced.append(Path(p)))
+    files.atomic_write_text(tmp_path / "a.txt", "x")
     assert synced == [tmp_path]
 
 
 # ----------------------------------------------------------------- 6: the BLAS re-exec and the current folder
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the OpenBLAS re-exec is Linux-only")
 def test_the_blas_re_exec_never_imports_a_module_from_the_current_folder(tmp_path):
-    from mlxsft.platform import find_openblas
+    from mlxsft.machine import find_openblas
 
     if find_openblas() is None:
         pytest.skip("no OpenBLAS here: mlxsft does not re-execute")

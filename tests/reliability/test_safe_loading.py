@@ -77,7 +77,7 @@ def _loaders(monkeypatch) -> Spy:
 
 
 def test_the_mlx_loader_never_trusts_remote_code(tiny_llama_dir, monkeypatch):
-    from mlxsft.backends.base import get_backend
+    from mlxsft.backends.registry import get_backend
 
     spy = _loaders(monkeypatch)
     cfg = load_config(None, {"model": str(tiny_llama_dir), "backend": "mlx"})
@@ -89,7 +89,7 @@ def test_the_mlx_loader_never_trusts_remote_code(tiny_llama_dir, monkeypatch):
 
 def test_the_torch_loader_passes_trust_remote_code_false_and_only_reads_safetensors(tiny_llama_dir, monkeypatch):
     pytest.importorskip("torch")
-    from mlxsft.backends.base import get_backend
+    from mlxsft.backends.registry import get_backend
 
     spy = _loaders(monkeypatch)
     cfg = load_config(None, {"model": str(tiny_llama_dir), "backend": "torch", "device": "cpu"})
