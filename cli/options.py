@@ -31,11 +31,16 @@ def config_options(exclude: tuple[str, ...] = ()) -> Callable:
                 choices = f.metadata.get("choices")
                 ctype: Any = click.Choice(choices) if choices else None
                 shown = default if default not in (None, [], {}) else None
-                fn = click.option(flag, name, type=ctype, default=None, metavar=None if choices else "VALUE",
+                fn = click.option(flag, name, type=ctype, default=None, metavar=None if choices else _metavar(base),
                                   help=help_text + (f" [default: {shown}]" if shown is not None else ""))(fn)
         return fn
 
     return decorate
+
+
+def _metavar(base: Any) -> str:
+    """What a flag takes, as click names its own types (values are parsed and checked by mlxsft.config)."""
+    return {int: "INTEGER", float: "FLOAT", str: "TEXT", list: "A,B,...", dict: "KEY=VALUE,..."}.get(base, "TEXT")
 
 
 def overrides_from(kwargs: dict[str, Any]) -> dict[str, Any]:

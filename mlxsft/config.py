@@ -276,7 +276,9 @@ def coerce(name: str, value: Any, where: str = "") -> Any:
         raise ConfigError(f"{where}{name}: expected {getattr(base, '__name__', base)}, got {value!r}") from None
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{where}{name}: {value!r} is not one of {', '.join(choices)}")
+        hint = "QLoRA is LoRA on a quantized base: --method lora --quantize 4" if (name, value) == ("method", "qlora") \
+            else None
+        raise ConfigError(f"{where}{name}: {value!r} is not one of {', '.join(choices)}", hint=hint)
     check_range(name, value, where)
     return value
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlxsft import machine
+from mlxsft.config import TrainConfig
 
 MATMUL_N = 512  # big enough to be BLAS-bound, small enough to time in ~50 ms on the slowest BLAS
 
@@ -173,8 +174,9 @@ def _huggingface() -> Section:
 def _backend() -> Section:
     backend, reason = pick_backend()
     s = Section("Backend")
+    s.add("default", f"{TrainConfig().backend} (mlxsft train without --backend)")
     s.add("--backend auto", backend)
-    s.add("why", reason)
+    s.add("why", f"{reason} (auto is used only when asked for: `mlxsft train --backend auto`)")
     return s
 
 

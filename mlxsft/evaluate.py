@@ -231,13 +231,17 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
     from mlxsft.errors import ConfigError
     from mlxsft.target import chat_template, data_config, resolve_target
 
-    if not opts.questions and not opts.data:
-        raise ConfigError("give --questions FILE or --data PATH")
+    if not opts.questions and not opts.data and not opts.compare:
+        raise ConfigError("give --questions FILE or --data PATH (or --compare with --adapter RUN)")
     if opts.compare and not opts.adapter:
         raise ConfigError("--compare needs --adapter RUN (the tuned model to compare with its base)")
     tick = progress or (lambda stage, done, total: None)
     questions = load_questions(opts.questions, limit=opts.limit) if opts.questions else None
     target = resolve_target(opts.model, opts.adapter, opts.backend)
+    if questions is None and not opts.data:  # --compare alone: the questions the run's own before/after table asks
+        run_q = target.run_config.train.compare_questions if target.run_config else None
+        questions = load_questions(run_q, limit=opts.limit)
+        opts = dataclasses.replace(opts, questions=str(run_q or bundled_questions_path()))
     backend_name = opts.backend or target.backend or "mlx"
     backend = registry.part(backend_name, "generate")
     tick("loading", 0, 1)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from mlxsft.config import Config
 from mlxsft.data.batching import CPU_MICRO_BATCH_TOKENS, micro_batch_shape
-from mlxsft.errors import ConfigError, MlxsftError, RunError, SplitNotFound
+from mlxsft.errors import ConfigError, DataError, MlxsftError, RunError, SplitNotFound
 from mlxsft.events import Event
 from mlxsft.files import atomic_write_json, atomic_write_text
 from mlxsft.runs import check_out_dir, claim_run_dir, default_run_dir, find_checkpoint, is_run_folder
@@ -34,6 +34,7 @@ class TrainOutcome:
     plan: Any = None  # MemoryPlan
     compare: Any = None  # CompareReport
     planned_only: bool = False
+    compare_stopped: bool = False  # Ctrl-C during the before/after table: the training itself is complete
     model: Any = None  # the trained model (MLX module), for library callers
 
 
@@ -67,6 +68,18 @@ def input_paths(cfg: Config, config_file: Optional[str] = None) -> tuple[str, ..
     return tuple(str(p) for p in paths if p and Path(str(p)).expanduser().exists())
 
 
+def check_inputs(cfg: Config) -> None:
+    """The files the job names exist (data, chat template, questions): checked before the model loads."""
+    from mlxsft.data.readers import is_local
+
+    d, t = cfg.data, cfg.train
+    if d.data and is_local(d.data) and not Path(d.data).expanduser().exists():
+        raise DataError("file or folder not found", file=d.data)
+    for what, path in (("chat_template", d.chat_template), ("compare_questions", t.compare_questions if t.compare else None)):
+        if path and not Path(path).expanduser().is_file():
+            raise ConfigError(f"{what}: {path}: file not found")
+
+
 def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, plan_only: bool = False,
                  callback: Optional[Callback] = None, config_file: Optional[str] = None,
                  accept_changes: bool = False) -> TrainOutcome:
@@ -82,7 +95,8 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
         # killed before its first checkpoint: continuing means starting at step 0 with the run's own config
         emit("message", {"text": f"{run_dir} has no checkpoint yet: starting it from step 0 with its config.yaml"})
         resume, overwrite = False, True
-    if not plan_only and launch_rank() == 0:  # before any model is loaded: a wrong --out costs no wait
+    check_inputs(cfg)  # before any model is loaded: a wrong path costs no wait
+    if not plan_only and launch_rank() == 0:
         check_out_dir(run_dir, resume=resume, overwrite=overwrite, keep=keep)
     backend = registry.get_backend(cfg.train.backend, cfg, emit)
     world = backend.world  # several processes under mlx.launch / torchrun (mlxsft/distributed.py)
@@ -161,7 +175,10 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                 emit("message", {"text": f"before/after table skipped: the weights are sharded over {world.size} "
                                          f"processes (FSDP); `mlxsft eval --adapter {run_dir} --compare` gives it"})
             else:
-                outcome.compare = compare_base_and_tuned(cfg, backend.answerers(loaded, template), emit)
+                try:
+                    outcome.compare = compare_base_and_tuned(cfg, backend.answerers(loaded, template), emit)
+                except KeyboardInterrupt:  # the run is finished and saved; only the table is missing
+                    outcome.compare_stopped = True
     return outcome
 
 

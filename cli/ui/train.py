@@ -191,10 +191,18 @@ class TrainView:
         if outcome.planned_only:
             return
         r = outcome.result
-        self._print(f"done: {r.steps}/{r.total_steps} steps in {r.elapsed_s:.1f}s, {r.tokens_per_sec:.0f} tokens/s, "
-                    f"train loss {_fmt(r.train_loss)}, val loss {_fmt(r.val_loss)} "
-                    f"(best {_fmt(r.best_val_loss)} at step {r.best_step}), peak memory {r.peak_memory_gb:.2f} GB")
-        self._print(f"adapters: {outcome.run_dir}/adapters.safetensors  (best: {outcome.run_dir}/best)")
+        run = shlex.quote(str(outcome.run_dir))
+        head = f"stopped at step {r.steps}/{r.total_steps}" if r.interrupted else f"done: {r.steps}/{r.total_steps} steps"
+        val = (f"val loss {_fmt(r.val_loss)} (best {_fmt(r.best_val_loss)} at step {r.best_step})"
+               if r.best_step is not None else "no validation split (so no best/)")
+        self._print(f"{head} in {r.elapsed_s:.1f}s, {r.tokens_per_sec:.0f} tokens/s, last step's train loss "
+                    f"{_fmt(r.train_loss)}, {val}, peak memory {r.peak_memory_gb:.2f} GB")
+        best = f"  (best: {outcome.run_dir}/best)" if r.best_step is not None else ""
+        self._print(f"tuned weights: {outcome.run_dir}{best}")
+        if outcome.compare_stopped:
+            self._print(f"training is complete; the before/after table was stopped by Ctrl-C. It is made by: "
+                        f"mlxsft eval --adapter {run} --compare")
+            sys.exit(130)
         if r.interrupted:
             cmd = f"mlxsft train --resume {shlex.quote(str(outcome.run_dir))}"
             self._print(f"interrupted; resume with: {cmd}")

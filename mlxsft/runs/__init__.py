@@ -5,7 +5,7 @@ A run folder holds everything a training run produces::
     runs/sft-20261129-0712/
       .mlxsft-run config.yaml chat_template.jinja base_model.txt inputs.json run_info.json (torch)
       adapter_config.json adapters.safetensors  metrics.jsonl  loss.png  compare.json
-      best/  checkpoints/step-00000100/  checkpoints/latest  .lock
+      best/  checkpoints/step-00000100/  checkpoints/latest  .lock (while a training holds it)
 
 - ``folder.py``: the marker, the checks before anything is deleted, the lock, leftovers of a kill
 - ``checkpoints.py``: atomic checkpoint folders and the ``latest`` pointer

@@ -178,6 +178,14 @@ class RunLock:
             os.close(self._fd)
             self._fd = None
             raise (self._busy() if _held_elsewhere(e) else self._cannot(e)) from None
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+        except OSError:
+            same = False
+        if not same:  # the holder removed this file as it finished and another training made a new one: retry
+            os.close(self._fd)
+            self._fd = None
+            return self.__enter__()
         os.ftruncate(self._fd, 0)
         os.write(self._fd, str(os.getpid()).encode())
         return self
@@ -217,6 +225,7 @@ class RunLock:
         if self._fd is not None:
             import fcntl
 
+            self.path.unlink(missing_ok=True)  # removed while still held: a finished run leaves no .lock behind
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
