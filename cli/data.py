@@ -92,7 +92,7 @@ def stats(path: str | None, model: str, split: str | None, batch_size: int, **kw
     from mlxsft.models import load_tokenizer
 
     cfg = flags_data_config(path, kwargs)
-    prepared = prepare_split(cfg, load_tokenizer(model), split or cfg.train_split)
+    prepared = prepare_split(cfg, load_tokenizer(model), split or cfg.train_split, skip_invalid=True)
     print_stats(describe_split(prepared, batch_size))
 
 
@@ -106,7 +106,8 @@ def stats(path: str | None, model: str, split: str | None, batch_size: int, **kw
 def inspect(path: str | None, model: str, split: str | None, row: int | None, as_json: bool, **kwargs: Any) -> None:
     """The rendered tokens of a row with the supervised ones highlighted (or --json for every row)."""
     from mlxsft.cli.ui.data import print_inspect, print_json_rows
-    from mlxsft.data import load_conversations, prepare_split, resolve_chat_template
+    from mlxsft.data import prepare_split, resolve_chat_template
+    from mlxsft.data.load import conversation_at
     from mlxsft.data.encode import encode_rows
     from mlxsft.models import load_tokenizer
     from mlxsft.errors import DataError
@@ -124,15 +125,12 @@ def inspect(path: str | None, model: str, split: str | None, row: int | None, as
                                 "--overlong drop, or nothing supervised); see `mlxsft data inspect --row` without --json")
         print_json_rows(examples)
         return
-    convs = load_conversations(path, split, cfg)
-    index = 0 if row is None else row
-    if not 0 <= index < len(convs):
-        raise DataError(f"--row {index} is out of range: split '{split}' has {len(convs)} rows (0..{len(convs) - 1})")
+    conv, total = conversation_at(path, split, cfg, 0 if row is None else row)  # that row alone is checked
     template = resolve_chat_template(tokenizer, cfg.chat_template)
-    ids, mask = encode_rows([convs[index]], tokenizer, template, cfg)[0]
+    ids, mask = encode_rows([conv], tokenizer, template, cfg)[0]
     pieces = [tokenizer.decode([int(t)]) for t in ids]
-    print_inspect(pieces, mask.tolist(), row=index, source=convs[index].source, max_seq_len=cfg.max_seq_len,
-                  overlong=cfg.overlong, total_rows=len(convs))
+    print_inspect(pieces, mask.tolist(), row=0 if row is None else row, source=conv.source,
+                  max_seq_len=cfg.max_seq_len, overlong=cfg.overlong, total_rows=total)
 
 
 def _add_curation_commands() -> None:

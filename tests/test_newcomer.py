@@ -113,3 +113,21 @@ def test_a_finished_run_leaves_no_lock_file(tmp_path):
     assert not (out / ".lock").exists()
     with RunLock(out):  # and the next training takes it again
         assert (out / ".lock").is_file()
+
+
+def test_one_bad_row_blocks_neither_stats_nor_inspect(smol_tokenizer_dir, tiny_llama_dir, tmp_path):
+    from tests.helpers import run_cli
+
+    good = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps(good) + "\n" + "{not json\n" + json.dumps(good) + "\n")
+    r = run_cli("data", "stats", str(data), "--model", str(smol_tokenizer_dir))
+    assert r.returncode == 0, r.stderr
+    assert "2 used of 2" in r.stdout and "1 malformed row left out" in r.stdout
+    r = run_cli("data", "inspect", str(data), "--model", str(smol_tokenizer_dir), "--row", "2")
+    assert r.returncode == 0, r.stderr
+    assert "Hello." in r.stdout
+    r = run_cli("data", "inspect", str(data), "--model", str(smol_tokenizer_dir), "--row", "1")
+    assert r.returncode == 1 and "d.jsonl:2" in r.stderr and "Traceback" not in r.stderr  # the bad row itself
+    r = run_cli("train", "--data", str(data), "--model", str(tiny_llama_dir), "--plan")
+    assert r.returncode == 1 and "d.jsonl:2" in r.stderr  # training still refuses a malformed file

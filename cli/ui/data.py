@@ -77,8 +77,9 @@ def print_stats(info: dict) -> None:
     t.add_column()
     length = info["length"]
     t.add_row("source", f"{info['source']} [{info['split']}]")
-    t.add_row("rows", f"{info['rows']} used of {info['rows_in']}"
-              + _dropped(info))
+    bad = info.get("invalid_rows") or 0
+    t.add_row("rows", f"{info['rows']} used of {info['rows_in']}" + _dropped(info)
+              + (f"; {bad} malformed row{'s' * (bad > 1)} left out (`mlxsft data validate` lists them)" if bad else ""))
     t.add_row("assistant turns", f"{info['assistant_turns']} ({info['multi_turn_rows']} multi-turn rows)")
     t.add_row("tokens", f"{info['total_tokens']:,} total, {info['supervised_tokens']:,} supervised "
               f"({info['supervised_fraction']:.1%}, train_on={info['train_on']})")

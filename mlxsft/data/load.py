@@ -22,17 +22,49 @@ from mlxsft.errors import DataError, SplitNotFound
 
 
 def load_conversations(source: str | None, split: str, cfg: DataConfig) -> list[Conversation]:
-    """The rows of one split, checked and normalised; ``max_rows`` caps the training split."""
+    """The rows of one split, checked and normalised; ``max_rows`` caps the training split. The first
+    malformed row is a DataError naming its file and line (training never runs on part of a file)."""
     rows = read_split(source, split, cfg.train_split)
     convs, problems = convert_rows(rows, cfg)
     if problems:
-        more = len(problems) - 1
-        hint = None
-        if more:
-            command = "mlxsft data validate" + (f" {source}" if source is not None else "")
-            hint = f"{more} more problem{'s' * (more > 1)}; `{command}` lists them all"
-        first = problems[0]
-        raise DataError(first.message, file=first.file, line=first.line, field=first.field or None, hint=hint)
+        raise _first_problem(problems, source)
+    return _capped(convs, source, split, cfg)
+
+
+def load_valid_conversations(source: str | None, split: str, cfg: DataConfig) -> tuple[list[Conversation], int]:
+    """``load_conversations`` that leaves malformed rows out (``mlxsft data stats``): (rows, how many left out)."""
+    rows = read_split(source, split, cfg.train_split)
+    convs, problems = convert_rows(rows, cfg)
+    if problems and not convs:
+        raise _first_problem(problems, source)
+    return _capped(convs, source, split, cfg), len({(p.file, p.line) for p in problems})
+
+
+def conversation_at(source: str | None, split: str, cfg: DataConfig, index: int) -> tuple[Conversation, int]:
+    """Row ``index`` of a split (0-based, counting every row of the files) and the number of rows; only that
+    row is checked, so a malformed row elsewhere does not hide it (``mlxsft data inspect --row``)."""
+    rows = read_split(source, split, cfg.train_split)
+    if not 0 <= index < len(rows):
+        raise DataError(f"--row {index} is out of range: split '{split}' has {len(rows)} rows (0..{len(rows) - 1})")
+    conv, problems = to_conversation(rows[index], cfg.format, cfg.columns)
+    if problems:
+        raise _first_problem(problems, source)
+    if conv is None:
+        raise DataError(f"--row {index} has no conversation to show", file=rows[index].file, line=rows[index].line)
+    return conv, len(rows)
+
+
+def _first_problem(problems: list[Problem], source: str | None) -> DataError:
+    more = len(problems) - 1
+    hint = None
+    if more:
+        command = "mlxsft data validate" + (f" {source}" if source is not None else "")
+        hint = f"{more} more problem{'s' * (more > 1)}; `{command}` lists them all"
+    first = problems[0]
+    return DataError(first.message, file=first.file, line=first.line, field=first.field or None, hint=hint)
+
+
+def _capped(convs: list[Conversation], source: str | None, split: str, cfg: DataConfig) -> list[Conversation]:
     if not convs:
         label = source if source is not None else "bundled dataset"
         raise DataError(f"split '{split}' has no rows", file=label)

@@ -17,15 +17,21 @@ import numpy as np
 from mlxsft.config import DataConfig
 from mlxsft.data.cache import load_cached, save_cached, split_key
 from mlxsft.data.encode import encode_rows
-from mlxsft.data.load import load_conversations
+from mlxsft.data.load import load_conversations, load_valid_conversations
 from mlxsft.data.records import Conversation, Example, PreparedSplit
 from mlxsft.data.templates import resolve_chat_template
 from mlxsft.errors import DataError
 
 
-def prepare_split(cfg: DataConfig, tokenizer: Any, split: str, chat_template: str | None = None) -> PreparedSplit:
+def prepare_split(cfg: DataConfig, tokenizer: Any, split: str, chat_template: str | None = None, *,
+                  skip_invalid: bool = False) -> PreparedSplit:
+    """``skip_invalid`` (``data stats``): leave malformed rows out, counted in ``stats["invalid_rows"]``."""
     template = chat_template or resolve_chat_template(tokenizer, cfg.chat_template)
-    convs = load_conversations(cfg.data, split, cfg)
+    invalid = 0
+    if skip_invalid:
+        convs, invalid = load_valid_conversations(cfg.data, split, cfg)
+    else:
+        convs = load_conversations(cfg.data, split, cfg)
     key = split_key(convs, tokenizer, template, cfg)
     cached = load_cached(key)
     if cached is not None:
@@ -34,7 +40,8 @@ def prepare_split(cfg: DataConfig, tokenizer: Any, split: str, chat_template: st
         examples, stats = fit_rows(encode_rows(convs, tokenizer, template, cfg), convs, cfg)
         save_cached(key, examples, stats)
     # key: the content of this split as tokenized (rows, template, tokenizer, lengths): a resume pins it
-    stats = {**stats, "split": split, "source": cfg.data or "bundled", "cached": cached is not None, "key": key}
+    stats = {**stats, "split": split, "source": cfg.data or "bundled", "cached": cached is not None, "key": key,
+             "invalid_rows": invalid}
     if not examples:
         raise _nothing_to_learn(stats, cfg)
     return PreparedSplit(examples=examples, stats=stats, chat_template=template)
