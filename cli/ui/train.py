@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlxsft.cli.ui import console, is_interactive
@@ -36,20 +37,50 @@ def _fmt(v: Any, spec: str = ".4f") -> str:
     return "—" if v is None else format(v, spec)
 
 
+class StepClock:
+    """Seconds per optimizer step, measured between step reports and never across a validation pass, so the
+    time left is (steps left) x (median measured step time), known from the second report on."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+        self.at_step = 0
+        self._since: float | None = None  # when the report at ``at_step`` came; None right after a validation
+
+    def start(self, step: int) -> None:
+        self.at_step, self._since = step, time.monotonic()
+
+    def step(self, step: int) -> None:
+        now = time.monotonic()
+        if self._since is not None and step > self.at_step:
+            self.rates.append((now - self._since) / (step - self.at_step))
+        self.at_step, self._since = step, now
+
+    def pause(self) -> None:
+        self._since = None  # the steps up to the next report include the validation: not timed
+
+    def remaining(self, total_steps: int) -> str:
+        if not self.rates:
+            return "-:--:--"
+        recent = sorted(self.rates[-20:])
+        seconds = int(recent[len(recent) // 2] * max(total_steps - self.at_step, 0) + 0.5)
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 class TrainView:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.live_mode = is_interactive()
         self.losses: list[float] = []
-        self.smoothed: float | None = None
         self.last: dict[str, Any] = {}
+        self.prev_step = self.last_step = 0  # the report before the last one: the panel's loss is the mean since
+        self.clock = StepClock()
         self.val: float | None = None
         self.best: float | None = None
         self.machine_gb = 0.0
         self.total_steps = 0
         self.live: Live | None = None
         self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("epoch {task.fields[epoch]}"),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+                                 TimeElapsedColumn(), TextColumn("{task.fields[eta]} left"), console=console)
         self.task = None
         self._compare_progress: Progress | None = None
 
@@ -101,20 +132,25 @@ class TrainView:
 
     def _on_start(self, p: dict) -> None:
         self.total_steps = p["total_steps"]
+        self.prev_step = self.last_step = p["step"]
+        self.clock.start(p["step"])
         what = "resuming at" if p["resumed"] else "starting at"
         self._print(f"training {p['rows']} rows, {p['total_steps']} steps ({what} step {p['step']})")
         if self.live_mode:
-            self.task = self.progress.add_task("train", total=self.total_steps, completed=p["step"], epoch="0.00")
+            self.task = self.progress.add_task("train", total=self.total_steps, completed=p["step"], epoch="0.00",
+                                               eta="-:--:--")
             self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
             self.live.start()
 
     def _on_step(self, p: dict) -> None:
+        self.prev_step, self.last_step = self.last_step, p["step"]
         self.last = p
         loss = p["train_loss"]
         self.losses.append(loss)
-        self.smoothed = loss if self.smoothed is None else 0.8 * self.smoothed + 0.2 * loss
+        self.clock.step(p["step"])
         if self.live:
-            self.progress.update(self.task, completed=p["step"], epoch=f"{p['epoch']:.2f}")
+            self.progress.update(self.task, completed=p["step"], epoch=f"{p['epoch']:.2f}",
+                                 eta=self.clock.remaining(self.total_steps))
             self.live.update(self._render())
         else:
             self._print(f"step {p['step']}/{p['total_steps']} epoch {p['epoch']:.2f} loss {loss:.4f} "
@@ -123,6 +159,7 @@ class TrainView:
                         f"peak_mem {p['peak_memory_gb']:.2f}GB")
 
     def _on_eval(self, p: dict) -> None:
+        self.clock.pause()  # validation time is not training time: the estimate leaves it out
         self.val, self.best = p["val_loss"], p["best_val_loss"]
         if self.live:
             self.live.update(self._render())
@@ -161,8 +198,9 @@ class TrainView:
         stats = Table.grid(padding=(0, 2))
         stats.add_column(style="bold")
         stats.add_column()
-        stats.add_row("train loss", f"{_fmt(p.get('train_loss'))}  (smoothed {_fmt(self.smoothed)})  "
-                                    f"[cyan]{sparkline(self.losses)}[/]")
+        window = (f"mean of steps {self.prev_step + 1}–{p['step']}" if p.get("step", 0) > self.prev_step + 1
+                  else f"step {p.get('step', 0)}")
+        stats.add_row("train loss", f"{_fmt(p.get('train_loss'))}  ({window})  [cyan]{sparkline(self.losses)}[/]")
         stats.add_row("val loss", f"{_fmt(self.val)}  (best {_fmt(self.best)})")
         stats.add_row("learning rate", _fmt(p.get("learning_rate"), ".2e"))
         stats.add_row("grad norm", _fmt(p.get("grad_norm"), ".3f"))
