@@ -103,7 +103,8 @@ class ChatSession:
     compare: bool = False
     label: str = ""  # what is loaded, for a banner
     history: dict[str, list[dict]] = field(default_factory=dict)  # name -> user/assistant messages
-    finished: list[list[dict]] = field(default_factory=list)  # conversations closed by /reset
+    finished: list[list[dict]] = field(default_factory=list)  # the primary's conversations closed by /reset
+    finished_others: dict[str, list[list[dict]]] = field(default_factory=dict)  # the other model's (--compare)
 
     def __post_init__(self) -> None:
         self.history.setdefault(self.primary, [])
@@ -127,40 +128,44 @@ class ChatSession:
     # ----------------------------------------------------------------- turns
     def ask(self, prompt: str, on_text: Optional[Callable[[str, str], None]] = None,
             should_stop: Optional[Callable[[], bool]] = None) -> Turn:
-        """Every active model answers ``prompt`` in turn; an interrupted answer ends the turn."""
-        from mlxsft.backends.generation import hf_tokenizer
+        """Every active model answers ``prompt``, a token each in turn (with ``--compare`` both answers grow
+        together); a stop request ends every answer at the same point, so both histories stay in step."""
+        from mlxsft.backends.generation import hf_tokenizer, interleave
 
         hf = hf_tokenizer(self.tokenizer)
         user = {"role": "user", "content": prompt}
-        answers: dict[str, Any] = {}
+        streams = {}
         for name in self.active:
             if name not in self.history:  # joined mid-conversation: continue from the primary's
                 self.history[name] = [dict(m) for m in self.history[self.primary]]
             ids = self.backend.render_prompt(hf, self.messages(name) + [user], self.template, self.template_kwargs)
             emit = (lambda piece, n=name: on_text(n, piece)) if on_text else None
-            answer = self.generators[name].generate(ids, self.sampling, self.stop, on_text=emit,
-                                                    should_stop=should_stop)
+            streams[name] = self.generators[name].stream(ids, self.sampling, self.stop, on_text=emit,
+                                                         should_stop=should_stop)
+        answers = interleave(streams)
+        for name, answer in answers.items():
             # the history keeps the tokens' text as generated (a streamed answer may drop a leading space),
             # so the next turn re-tokenizes to what the KV cache holds
             self.history[name] += [dict(user), {"role": "assistant", "content": answer.raw_text or answer.text}]
             answer.text = answer.text.strip()
-            answers[name] = answer
-            if answer.finish_reason == "interrupted":
-                break
         return Turn(prompt=prompt, answers=answers)
 
     def reset(self) -> None:
         convo = self.conversation()
         if convo:
             self.finished.append(convo)
+        for name in self.history:
+            if name != self.primary and self.conversation(name):
+                self.finished_others.setdefault(name, []).append(self.conversation(name))
         self.history = {self.primary: []}
         for gen in self.generators.values():
             gen.reset()
 
     # ----------------------------------------------------------------- transcript
-    def conversation(self) -> list[dict]:
-        """The primary's conversation as training rows want it: turns with an empty answer left out."""
-        msgs, out = self.history.get(self.primary, []), []
+    def conversation(self, name: Optional[str] = None) -> list[dict]:
+        """A model's conversation (default: the primary's) as training rows want it: turns with an empty
+        answer left out."""
+        msgs, out = self.history.get(name or self.primary, []), []
         for user, reply in zip(msgs[0::2], msgs[1::2]):
             if reply["content"].strip():
                 out += [dict(user), {"role": "assistant", "content": reply["content"].strip()}]
@@ -168,19 +173,28 @@ class ChatSession:
             return []
         return ([{"role": "system", "content": self.system}] if self.system else []) + out
 
-    def transcript(self) -> list[dict]:
-        rows = self.finished + ([self.conversation()] if self.conversation() else [])
+    def transcript(self, name: Optional[str] = None) -> list[dict]:
+        name = name or self.primary
+        finished = self.finished if name == self.primary else self.finished_others.get(name, [])
+        rows = finished + ([self.conversation(name)] if self.conversation(name) else [])
         return [{"messages": convo} for convo in rows]
 
-    def save(self, path: str | Path) -> int:
+    def save(self, path: str | Path) -> dict[str, tuple[Path, int]]:
+        """The primary's conversations to ``path``; with --compare the other model's too, to ``PATH.NAME.jsonl``
+        beside it (``chat.jsonl`` -> ``chat.base.jsonl``). Returns {model: (file, conversations)}."""
         from mlxsft.files import atomic_write_text
 
         path = Path(path).expanduser()
-        rows = self.transcript()
         if path.parent and not path.parent.is_dir():
             raise MlxsftError(f"{path.parent}: folder not found")
-        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        return len(rows)
+        written = {}
+        others = {n for n in self.history if n != self.primary and self.history[n]} | set(self.finished_others)
+        for name in [self.primary] + sorted(others):
+            target = path if name == self.primary else path.with_name(f"{path.stem}.{name}{path.suffix or '.jsonl'}")
+            rows = self.transcript(name)
+            atomic_write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            written[name] = (target, len(rows))
+        return written
 
     # ----------------------------------------------------------------- commands
     def command(self, line: str) -> CommandResult:
@@ -204,10 +218,12 @@ class ChatSession:
             if not arg:
                 return CommandResult("usage: /save FILE", error=True)
             try:
-                n = self.save(arg)
+                written = self.save(arg)
             except (MlxsftError, OSError) as e:
                 return CommandResult(f"cannot save: {e}", error=True)
-            return CommandResult(f"saved {n} conversation{'s' if n != 1 else ''} to {arg}")
+            parts = [f"{n} conversation{'s' if n != 1 else ''} of {name} to {path}" for name, (path, n) in written.items()]
+            return CommandResult("saved " + " and ".join(parts) if len(parts) > 1 else
+                                 f"saved {written[self.primary][1]} conversation{'s' if written[self.primary][1] != 1 else ''} to {arg}")
         return CommandResult(f"unknown command {name} (type /help)", error=True)
 
     def _compare(self, arg: str) -> CommandResult:

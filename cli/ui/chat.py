@@ -136,7 +136,7 @@ def _ask_single(session: ChatSession, prompt: str) -> None:
 
 
 def _ask_compare(session: ChatSession, prompt: str) -> None:
-    """Both answers side by side, streaming into their panels (base first, then tuned)."""
+    """Both answers side by side, streaming into their panels together (a token each in turn); Ctrl-C stops both."""
     names = list(session.active)
     texts = {n: "" for n in names}
     stats: dict[str, str] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterable, Optional, Protocol
+from typing import Any, Callable, ContextManager, Generator, Iterable, Iterator, Optional, Protocol
 
 SENTINEL = "\u2063MLXSFT\u2063"
 
@@ -170,6 +170,11 @@ class TurnStream:
             self.emit(text)
 
     def run(self, tokens: Iterable[int]) -> None:
+        for _ in self.steps(tokens):
+            pass
+
+    def steps(self, tokens: Iterable[int]) -> Iterator[None]:
+        """``run``, one token at a time: yields after each token, so several turns can take turns."""
         for token in tokens:
             self.first_at = self.first_at or time.perf_counter()
             self.generated.append(token)
@@ -183,6 +188,7 @@ class TurnStream:
             if self.should_stop is not None and self.should_stop():
                 self.finish = "interrupted"
                 return
+            yield
 
     def answer(self, prompt: list[int], reused: int, start: float, decode: Callable[[list[int]], str]) -> Answer:
         """The finished turn; ``decode`` turns token ids into text as they are (for ``raw_text``)."""
@@ -197,3 +203,30 @@ class TurnStream:
         tps = (n - 1) / decode_s if n > 1 and decode_s > 0 else (n / (end - start) if end > start else 0.0)
         return Answer(text="".join(self.parts), tokens=n, tokens_per_sec=tps, prompt_tokens=len(prompt),
                       reused_tokens=reused, finish_reason=self.finish, elapsed_s=end - start, raw_text=raw)
+
+
+AnswerStream = Generator[None, None, Answer]  # a turn being generated: next() per token, the Answer at the end
+
+
+def finish(stream: AnswerStream) -> Answer:
+    """Run a turn to its end."""
+    while True:
+        try:
+            next(stream)
+        except StopIteration as done:
+            return done.value
+
+
+def interleave(streams: dict[str, AnswerStream]) -> dict[str, Answer]:
+    """Several turns a token at a time each, in turn (``chat --compare``: both answers grow together, and a
+    Ctrl-C stops both at the same point); returns each one's Answer."""
+    answers: dict[str, Answer] = {}
+    live = dict(streams)
+    while live:
+        for name, stream in list(live.items()):
+            try:
+                next(stream)
+            except StopIteration as done:
+                answers[name] = done.value
+                del live[name]
+    return {name: answers[name] for name in streams}

@@ -32,6 +32,8 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     StopCondition,
     TurnStream,
     common_prefix,
+    AnswerStream,
+    finish,
     hf_tokenizer,
     render_prompt,
     stop_condition,
@@ -144,6 +146,13 @@ class CachedGenerator:
     def generate(self, prompt: list[int], sampling: Sampling, stop: StopCondition, *,
                  on_text: Optional[Callable[[str], None]] = None,
                  should_stop: Optional[Callable[[], bool]] = None) -> Answer:
+        return finish(self.stream(prompt, sampling, stop, on_text=on_text, should_stop=should_stop))
+
+    def stream(self, prompt: list[int], sampling: Sampling, stop: StopCondition, *,
+               on_text: Optional[Callable[[str], None]] = None,
+               should_stop: Optional[Callable[[], bool]] = None) -> AnswerStream:
+        """``generate``, a token per ``next()``; the view is entered around each token's forward pass, so
+        another view of the same weights (base, adapters off) can run between two of them."""
         import mlx.core as mx
         from mlx_lm.generate import generate_step
         from mlx_lm.sample_utils import make_sampler
@@ -151,15 +160,25 @@ class CachedGenerator:
         start = time.perf_counter()
         with self.view.activate():
             reused = self._reuse(prompt)
-            turn = TurnStream(stop, _Detokenizer(self.tokenizer.detokenizer), on_text=on_text, should_stop=should_stop)
-            steps = generate_step(mx.array(prompt[reused:]), self.view.model, prompt_cache=self.cache,
-                                  sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p),
-                                  max_tokens=sampling.max_tokens)
-            try:
-                turn.run(token for token, _ in steps)
-            finally:
-                steps.close()
-                self._record(list(prompt) + turn.generated)
+        turn = TurnStream(stop, _Detokenizer(self.tokenizer.detokenizer), on_text=on_text, should_stop=should_stop)
+        steps = generate_step(mx.array(prompt[reused:]), self.view.model, prompt_cache=self.cache,
+                              sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p),
+                              max_tokens=sampling.max_tokens)
+
+        def tokens() -> Iterator[int]:
+            while True:
+                with self.view.activate():  # the next forward pass is built (and queued) inside next()
+                    try:
+                        token, _ = next(steps)
+                    except StopIteration:
+                        return
+                yield token
+
+        try:
+            yield from turn.steps(tokens())
+        finally:
+            steps.close()
+            self._record(list(prompt) + turn.generated)
         return turn.answer(prompt, reused, start, self.tokenizer.decode)
 
 

@@ -31,6 +31,8 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     StopCondition,
     TurnStream,
     common_prefix,
+    AnswerStream,
+    finish,
     render_prompt,
     stop_condition,
 )
@@ -177,6 +179,13 @@ class CachedGenerator:
     def generate(self, prompt: list[int], sampling: Sampling, stop: StopCondition, *,
                  on_text: Optional[Callable[[str], None]] = None,
                  should_stop: Optional[Callable[[], bool]] = None) -> Answer:
+        return finish(self.stream(prompt, sampling, stop, on_text=on_text, should_stop=should_stop))
+
+    def stream(self, prompt: list[int], sampling: Sampling, stop: StopCondition, *,
+               on_text: Optional[Callable[[str], None]] = None,
+               should_stop: Optional[Callable[[], bool]] = None) -> AnswerStream:
+        """``generate``, a token per ``next()``; the view (e.g. PEFT's adapters off) is entered around each
+        forward pass, so another view of the same model can run between two tokens."""
         import torch
 
         hf = hf_of(self.tokenizer)
@@ -188,17 +197,18 @@ class CachedGenerator:
         with torch.no_grad(), self.view.activate():
             reused = self._reuse(prompt)
 
-            def steps() -> Iterator[int]:
-                feed = list(prompt[reused:])
-                for _ in range(sampling.max_tokens):
+        def steps() -> Iterator[int]:
+            feed = list(prompt[reused:])
+            for _ in range(sampling.max_tokens):
+                with torch.no_grad(), self.view.activate():
                     out = model(input_ids=torch.tensor([feed], device=device), use_cache=True,
                                 **{cache_arg: self.cache})  # the cache object grows in place
-                    self.tokens += feed
-                    token = sample(out.logits[0, -1], sampling)
-                    yield token
-                    feed = [token]
+                self.tokens += feed
+                token = sample(out.logits[0, -1], sampling)
+                yield token
+                feed = [token]
 
-            turn.run(steps())
+        yield from turn.steps(steps())
         return turn.answer(prompt, reused, start, lambda ids: hf.decode(ids, skip_special_tokens=False))
 
 
