@@ -33,10 +33,15 @@ def test_the_panel_labels_its_loss_and_keeps_a_time_estimate_through_validation(
 
 def test_an_interrupted_run_ends_with_stopped_at_step(tiny_llama_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MLXSFT_NO_BLAS_REEXEC", "1")
+    import pyte
+
     term = _train(tiny_llama_dir, tmp_path, "--iters", "400")
-    term.read_until("left", timeout=300)
-    term.read_until("left", timeout=60)
+    raw = term.read_until("left", timeout=300) + term.read_until("left", timeout=60)
     term.type("\x03")  # Ctrl-C: checkpoint, then stop
-    screen = ANSI.sub("", term.read_until("resume with:", timeout=120))
+    raw += term.read_until("resume with:", timeout=120)
     assert term.wait(60) == 130
+    screen = ANSI.sub("", raw)
     assert re.search(r"stopped at step \d+/400", screen) and "done:" not in screen
+    shown = pyte.Screen(120, 40)  # what is left on a 120x40 terminal, as a person sees it
+    pyte.Stream(shown).feed(raw)
+    assert sum(line.count("╭") for line in shown.display) == 1, "\n".join(shown.display)  # no stray panel tops

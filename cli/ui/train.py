@@ -37,6 +37,33 @@ def _fmt(v: Any, spec: str = ".4f") -> str:
     return "—" if v is None else format(v, spec)
 
 
+def quiet_keys() -> Any:
+    """Stop the terminal echoing keys (Ctrl-C's ``^C``) while the live panel draws: an echo moves the cursor
+    under rich's feet, and each redraw then left a stale copy of the panel's top border. Returns the undo,
+    or None where stdin is not a terminal."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    quiet = list(saved)
+    quiet[3] &= ~(termios.ECHO | getattr(termios, "ECHOCTL", 0))
+    try:
+        termios.tcsetattr(fd, termios.TCSADRAIN, quiet)
+    except OSError:
+        return None
+
+    def undo() -> None:
+        try:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except OSError:
+            pass
+
+    return undo
+
+
 class StepClock:
     """Seconds per optimizer step, measured between step reports and never across a validation pass, so the
     time left is (steps left) x (median measured step time), known from the second report on."""
@@ -72,6 +99,7 @@ class TrainView:
         self.live_mode = is_interactive()
         self.losses: list[float] = []
         self.last: dict[str, Any] = {}
+        self._echo_off: Any = None  # restores the terminal's echo once the panel is gone
         self.prev_step = self.last_step = 0  # the report before the last one: the panel's loss is the mean since
         self.clock = StepClock()
         self.val: float | None = None
@@ -140,6 +168,7 @@ class TrainView:
             self.task = self.progress.add_task("train", total=self.total_steps, completed=p["step"], epoch="0.00",
                                                eta="-:--:--")
             self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+            self._echo_off = quiet_keys()
             self.live.start()
 
     def _on_step(self, p: dict) -> None:
@@ -215,6 +244,9 @@ class TrainView:
             self.live.update(self._render())
             self.live.stop()
             self.live = None
+        if self._echo_off is not None:
+            self._echo_off()
+            self._echo_off = None
 
     def _print(self, text: str) -> None:
         if self.live:
