@@ -127,6 +127,17 @@ def test_the_data_layer_imports_no_model_code():
             assert not frameworks & {"mlx", "mlx_lm", "torch", "peft"}, name
 
 
+def test_curation_reaches_models_only_through_the_backend_registry():
+    for name, path in _modules().items():
+        if name.startswith("mlxsft.curate"):
+            tree = ast.parse(path.read_text())
+            used = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            used |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+            direct = {m for m in used if m.split(".")[0] in ("mlx", "mlx_lm", "torch", "peft")
+                      or m.startswith(("mlxsft.backends.mlx", "mlxsft.backends.torch"))}
+            assert not direct, (name, direct)
+
+
 def test_only_the_cli_imports_the_cli():
     graph = import_graph()
     assert {m: sorted(d) for m, deps in graph.items() if not m.startswith(("mlxsft.cli", "mlxsft.__main__"))

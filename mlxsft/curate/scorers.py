@@ -182,7 +182,6 @@ class LogprobScorer:
         return [self.score_one(p.messages, text) for p, text in items]
 
     def score_one(self, messages: list[dict], response: str) -> Optional[float]:
-        import mlx.core as mx  # the arrays token_nll takes
         import numpy as np
 
         from mlxsft.backends.generation import render_prompt
@@ -194,11 +193,7 @@ class LogprobScorer:
         ids = np.array([prompt + answer], np.int32)
         mask = np.zeros_like(ids, np.int8)
         mask[0, len(prompt):] = 1  # mask[t] = 1: token t is a scored target
-        idx, weight = self.loss.supervised_selection(mask)
-        nll, n = self.loss.token_nll(self.model, mx.array(ids), mx.array(mask),
-                                     select=(mx.array(idx), mx.array(weight)))
-        mx.eval(nll, n)
-        value = -float(nll) / float(n)
+        value = self.loss.mean_logprob(self.model, ids, mask)
         return value if math.isfinite(value) else None
 
     def close(self) -> None:

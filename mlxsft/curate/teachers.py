@@ -110,8 +110,6 @@ class LocalTeacher:
         self._seed: Optional[int] = None
 
     def complete(self, conversations: list[list[dict]], sampling: Sampling) -> list[Completion]:
-        from mlx_lm.sample_utils import make_sampler  # the sampler generate_answers_batch takes
-
         if not conversations:
             return []
         if self._seed != sampling.seed:  # seed once: later batches continue the same random stream
@@ -119,7 +117,7 @@ class LocalTeacher:
             self._seed = sampling.seed
         answers = self.generate.generate_answers_batch(
             self.model, self.tokenizer, conversations, self.template, max_tokens=sampling.max_tokens,
-            batch_size=self.batch_size, sampler=make_sampler(temp=sampling.temp, top_p=sampling.top_p))
+            batch_size=self.batch_size, sampler=self.generate.make_sampler(sampling.temp, sampling.top_p))
         return [Completion(text=a.text, tokens=a.tokens, finish_reason=a.finish_reason) for a in answers]
 
     def close(self) -> None:

@@ -212,6 +212,13 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: 
     return answer
 
 
+def make_sampler(temp: float, top_p: float = 1.0) -> Callable:
+    """mlx-lm's sampler for ``generate_answers_batch`` (``temp`` 0: greedy)."""
+    from mlx_lm.sample_utils import make_sampler as mlx_lm_sampler
+
+    return mlx_lm_sampler(temp=temp, top_p=top_p)
+
+
 def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[dict]], template: str, *,
                            template_kwargs: dict | None = None, max_tokens: int = 128,
                            batch_size: int = 32, sampler: Optional[Callable] = None) -> list[Answer]:

@@ -123,3 +123,12 @@ def _selected_nll(model: nn.Module, parts: tuple[Callable, Callable], ids: mx.ar
     logits = head(picked).astype(mx.float32)
     nll = nn.losses.cross_entropy(logits, targets.reshape(-1)[idx], reduction="none")
     return (nll * weight).sum(), weight.sum()
+
+
+def mean_logprob(model: nn.Module, ids: np.ndarray, mask: np.ndarray) -> float:
+    """Mean log-probability of the targets ``mask`` marks in one row of ``ids`` (numpy in, a float out: the
+    curation scorers call this without touching MLX arrays)."""
+    idx, weight = supervised_selection(mask)
+    nll, n = token_nll(model, mx.array(ids), mx.array(mask), select=(mx.array(idx), mx.array(weight)))
+    mx.eval(nll, n)
+    return -float(nll) / float(n)
