@@ -4,6 +4,7 @@ set on disk. The plain helpers they use are in tests/helpers.py."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ from tests.tiny import save_smol_tokenizer, smol_gguf_path, tiny_hf_model
 
 # Tests never reach the Hub, and use their own conversion cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# A shell without job control starts background jobs with SIGINT ignored, and an ignored signal stays ignored
+# in every process they start: the Ctrl-C tests (here and in the CLIs they run) need it delivered.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
