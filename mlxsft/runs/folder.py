@@ -94,15 +94,11 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool = False, locked:
     checking the lock and taking it.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: --out exists and is not a folder")
-    if out.is_dir() and not locked:
-        RunLock(out).probe()
+    check_out_dir(out, resume=resume, overwrite=overwrite, keep=keep, probe=not locked)
     if resume and find_checkpoint(out) is None:
         raise RunError(f"{out}: nothing to resume (no checkpoint)",
                        hint=f"start it with `mlxsft train --resume {out}` (from step 0, with its config.yaml)"
                        if (out / "config.yaml").is_file() else None)
-    check_out_dir(out, resume=resume, overwrite=overwrite, keep=keep, probe=False)
     entries = [p for p in out.iterdir() if p.name != ".lock"] if out.is_dir() else []
     if entries and not resume:
         for p in entries:  # everything but the lock file, which a claiming caller holds open
@@ -122,11 +118,9 @@ def claim_run_dir(out: Path, *, resume: bool, overwrite: bool = False,
     """Lock the run folder, then prepare it (``prepare_run_dir``) and hold the lock until the block ends.
 
     Two trainings started at the same instant cannot both pass: the lock is taken before anything is
-    checked or deleted. A folder that did not exist is removed again when claiming it fails.
+    checked or deleted.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: --out exists and is not a folder")
     if resume and find_checkpoint(out) is None:
         prepare_run_dir(out, resume=True)  # raises the "nothing to resume" error without creating anything
     check_out_dir(out, resume=resume, overwrite=overwrite, keep=keep)  # refuse before creating anything
