@@ -1,7 +1,7 @@
 """Chat templates: pick the one to use, and render a conversation with it (through ``apply_chat_template``).
 
     from mlxsft.data.templates import resolve_chat_template, TemplateRenderer
-    template = resolve_chat_template(tokenizer, None)          # the tokenizer's own, or DEFAULT_CHATML
+    template = resolve_chat_template(tokenizer, None)          # the tokenizer's own, or base_template's
     text = TemplateRenderer(tokenizer, template, {"enable_thinking": False}).render(messages, tools=None)
 
 The renderer is the one place where normalised messages meet a template, so training, ``data inspect`` and the
@@ -19,8 +19,9 @@ from typing import Any
 
 from mlxsft.errors import DataError
 
-# For tokenizers without a template (base models such as gemma3-270m). A BOS token goes first when the model
-# has one (Gemma and Llama base models degrade badly without it), unless BOS *is* <|im_start|> (SmolLM2).
+# For tokenizers without a template (base models such as gemma3-270m) whose vocabulary has no turn tokens of its
+# own. A BOS token goes first when the model has one (Gemma and Llama base models degrade badly without it),
+# unless BOS *is* <|im_start|> (SmolLM2).
 DEFAULT_CHATML = (
     "{%- if bos_token and bos_token != '<|im_start|>' %}{{ bos_token }}{% endif %}"
     "{%- set loop_messages = messages %}"
@@ -39,11 +40,75 @@ DEFAULT_CHATML = (
     "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+# Gemma's own turn format (as in Gemma 3's instruct template): the assistant is "model", a system message is
+# folded into the first user turn, <end_of_turn> (one special token) closes every turn.
+GEMMA_TEMPLATE = (
+    "{{- bos_token if bos_token else '' }}"
+    "{%- set loop_messages = messages %}{%- set first_prefix = '' %}"
+    "{%- if messages and messages[0]['role'] == 'system' %}"
+    "{%- set first_prefix = messages[0]['content'] + '\\n\\n' %}{%- set loop_messages = messages[1:] %}"
+    "{%- endif %}"
+    "{%- if tools %}{%- set first_prefix = first_prefix + 'You can call these tools:\\n' + (tools | tojson) + '\\n\\n' %}"
+    "{%- endif %}"
+    "{%- for message in loop_messages %}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{- '<start_of_turn>' + role + '\\n' + (first_prefix if loop.first else '') + message['content'] }}"
+    "{%- if message.tool_calls %}{{ message.tool_calls | tojson }}{% endif %}"
+    "{{- '<end_of_turn>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
+# Llama 3's header format: <|start_header_id|>role<|end_header_id|>, each turn closed by <|eot_id|>.
+LLAMA3_TEMPLATE = (
+    "{{- bos_token if bos_token else '' }}"
+    "{%- set loop_messages = messages %}"
+    "{%- if tools %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
+    "{%- if messages and messages[0]['role'] == 'system' %}"
+    "{{- messages[0]['content'] + '\\n\\n' }}{%- set loop_messages = messages[1:] %}"
+    "{%- endif %}"
+    "{{- 'You can call these tools:\\n' + (tools | tojson) + '<|eot_id|>' }}"
+    "{%- endif %}"
+    "{%- for message in loop_messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] }}"
+    "{%- if message.tool_calls %}{{ message.tool_calls | tojson }}{% endif %}"
+    "{{- '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+
+# A template-less tokenizer gets the first family whose turn markers are each one token of its vocabulary, so
+# the tuned model learns a one-token stop that llama.cpp and Ollama can stop on; ChatML spelled in ordinary
+# tokens (six for <|im_end|> in Gemma's vocabulary) is the fallback.
+FAMILY_TEMPLATES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("gemma", ("<start_of_turn>", "<end_of_turn>"), GEMMA_TEMPLATE),
+    ("llama3", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"), LLAMA3_TEMPLATE),
+    ("chatml", ("<|im_start|>", "<|im_end|>"), DEFAULT_CHATML),
+)
+
+
+def _single_token(tokenizer: Any, text: str) -> bool:
+    try:
+        return len(tokenizer.encode(text, add_special_tokens=False)) == 1
+    except Exception:  # a tokenizer that cannot encode (a test double) has no turn tokens we can rely on
+        return False
+
+
+def base_template(tokenizer: Any) -> tuple[str, str]:
+    """(family, template) for a tokenizer without a chat template of its own."""
+    for family, markers, template in FAMILY_TEMPLATES:
+        if all(_single_token(tokenizer, m) for m in markers):
+            return family, template
+    return "chatml", DEFAULT_CHATML
+
+
 _THINKING_FIELD = re.compile(r"""message(\.|\[['"])thinking""")
 
 
 def resolve_chat_template(tokenizer: Any, override_path: str | None) -> str:
-    """The template to train with: a ``.jinja`` file if given, else the tokenizer's own, else ChatML."""
+    """The template to train with: a ``.jinja`` file if given, else the tokenizer's own, else one built on the
+    vocabulary's own turn tokens (``base_template``)."""
     if override_path:
         path = Path(override_path).expanduser()
         if not path.is_file():
@@ -54,7 +119,7 @@ def resolve_chat_template(tokenizer: Any, override_path: str | None) -> str:
     template = getattr(tokenizer, "chat_template", None)
     if isinstance(template, dict):  # several named templates: the default one
         template = template.get("default") or next(iter(template.values()), None)
-    return template or DEFAULT_CHATML
+    return template or base_template(tokenizer)[1]
 
 
 def check_template(text: str, name: str = "chat template") -> None:
