@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Generator, Iterable, Iterator, Optional, Protocol
 
 SENTINEL = "\u2063MLXSFT\u2063"
@@ -31,6 +31,7 @@ class Answer:
     finish_reason: str = "stop"  # stop | length | interrupted
     elapsed_s: float = 0.0
     raw_text: str = ""  # the answer tokens decoded as they are (what a chat history should hold)
+    token_ids: list[int] = field(default_factory=list)  # the generated ids, the stop token excluded
 
 
 @dataclass
@@ -61,6 +62,8 @@ def end_of_turn_text(hf_tokenizer: Any, template: str, template_kwargs: dict | N
 def hf_tokenizer(tokenizer: Any) -> Any:
     """The transformers tokenizer behind a backend's tokenizer (mlx-lm's TokenizerWrapper and the torch
     wrapper keep it as ``_tokenizer``; a plain transformers tokenizer is returned as it is)."""
+    if type(tokenizer).__module__.startswith("transformers."):
+        return tokenizer  # a transformers tokenizer (whose own _tokenizer is the Rust one underneath)
     return getattr(tokenizer, "_tokenizer", tokenizer)
 
 
@@ -76,7 +79,8 @@ def stop_condition(tokenizer: Any, template: str, template_kwargs: dict | None =
                    stop_text: str | None = None) -> StopCondition:
     """EOS ids plus the template's end-of-turn marker (as a token when it is one, else as text)."""
     hf = hf_tokenizer(tokenizer)
-    ids = set(getattr(tokenizer, "eos_token_ids", None) or [])
+    listed = getattr(tokenizer, "eos_token_ids", None)  # mlx-lm's wrapper: a set; a transformers tokenizer: an int
+    ids = {listed} if isinstance(listed, int) else set(listed or [])
     if getattr(hf, "eos_token_id", None) is not None:
         ids.add(hf.eos_token_id)
     text = stop_text if stop_text is not None else end_of_turn_text(hf, template, template_kwargs)
@@ -202,7 +206,8 @@ class TurnStream:
         decode_s = end - self.first_at if self.first_at else 0.0
         tps = (n - 1) / decode_s if n > 1 and decode_s > 0 else (n / (end - start) if end > start else 0.0)
         return Answer(text="".join(self.parts), tokens=n, tokens_per_sec=tps, prompt_tokens=len(prompt),
-                      reused_tokens=reused, finish_reason=self.finish, elapsed_s=end - start, raw_text=raw)
+                      reused_tokens=reused, finish_reason=self.finish, elapsed_s=end - start, raw_text=raw,
+                      token_ids=list(body))
 
 
 AnswerStream = Generator[None, None, Answer]  # a turn being generated: next() per token, the Answer at the end

@@ -221,12 +221,14 @@ def make_sampler(temp: float, top_p: float = 1.0) -> Callable:
 
 def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[dict]], template: str, *,
                            template_kwargs: dict | None = None, max_tokens: int = 128,
-                           batch_size: int = 32, sampler: Optional[Callable] = None) -> list[Answer]:
+                           batch_size: int = 32, sampler: Optional[Callable] = None,
+                           activate: Callable[[], ContextManager] = nullcontext) -> list[Answer]:
     """Greedy answers to many conversations at once (mlx-lm's BatchGenerator).
 
     On a CPU one decode step costs about the same for 1 or 32 sequences (per-op overhead dominates a
     small model), so the before/after table asks all its questions together: ~20x faster than one by one.
     ``sampler``: mlx-lm's ``make_sampler(temp, top_p)`` for sampled answers (curation); greedy without.
+    ``activate``: entered around the whole generation (the base view of a LoRA model: adapters swapped out).
     """
     from mlx_lm.generate import BatchGenerator
 
@@ -236,20 +238,21 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
     stop_seqs = [[t] for t in sorted(stop.token_ids)]
     if stop.text:
         stop_seqs.append(hf.encode(stop.text, add_special_tokens=False))
-    gen = BatchGenerator(model, stop_tokens=stop_seqs, completion_batch_size=batch_size,
-                         prefill_batch_size=min(8, batch_size), **({"sampler": sampler} if sampler else {}))
-    start = time.perf_counter()
-    uids = gen.insert(prompts, [max_tokens] * len(prompts))
-    tokens: dict[int, list[int]] = {u: [] for u in uids}
-    finish: dict[int, str] = {}
-    try:
-        while responses := gen.next_generated():
-            for r in responses:
-                tokens[r.uid].append(r.token)
-                if r.finish_reason is not None:
-                    finish[r.uid] = r.finish_reason
-    finally:
-        gen.close()
+    with activate():
+        gen = BatchGenerator(model, stop_tokens=stop_seqs, completion_batch_size=batch_size,
+                             prefill_batch_size=min(8, batch_size), **({"sampler": sampler} if sampler else {}))
+        start = time.perf_counter()
+        uids = gen.insert(prompts, [max_tokens] * len(prompts))
+        tokens: dict[int, list[int]] = {u: [] for u in uids}
+        finish: dict[int, str] = {}
+        try:
+            while responses := gen.next_generated():
+                for r in responses:
+                    tokens[r.uid].append(r.token)
+                    if r.finish_reason is not None:
+                        finish[r.uid] = r.finish_reason
+        finally:
+            gen.close()
     elapsed = time.perf_counter() - start
     total = sum(len(t) for t in tokens.values())
     out = []
@@ -259,5 +262,5 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
         text = raw.split(stop.text, 1)[0] if stop.text else raw
         out.append(Answer(text=text.strip(), tokens=len(tokens[uid]), tokens_per_sec=total / elapsed if elapsed else 0.0,
                           prompt_tokens=len(prompt), finish_reason=finish.get(uid, "length"),
-                          elapsed_s=elapsed, raw_text=raw))
+                          elapsed_s=elapsed, raw_text=raw, token_ids=ids))
     return out

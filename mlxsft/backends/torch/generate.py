@@ -14,13 +14,16 @@ prompt that starts with them only feeds the rest, and a differing tail is croppe
 rebuilt where a layer cannot crop), so the cache always equals a fresh prefill of the prompt.
 For LoRA/DoRA runs the base view is the same model inside peft's ``disable_adapter()``: one copy of
 the weights answers as both.
+
+``generate_answer`` answers one question from a fresh cache (``mlxsft eval``); ``generate_answers_batch``
+answers many at once, left-padded, with the same greedy tokens (the before/after table of ``mlxsft train``).
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
@@ -136,6 +139,13 @@ def sample(logits: Any, sampling: Sampling) -> int:
     return int(torch.multinomial(probs / probs.sum(), 1))
 
 
+def _new_cache(model: Any) -> Any:
+    """An empty KV cache laid out for ``model`` (sliding-window layers included)."""
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
+
+
 def _cache_argument(model: Any) -> str:
     """transformers 5 calls the KV cache ``cache``; 4.x (and 5 before the rename) ``past_key_values``."""
     import inspect
@@ -157,9 +167,7 @@ class CachedGenerator:
         self.cache, self.tokens = None, []
 
     def _new_cache(self) -> Any:
-        from transformers import DynamicCache
-
-        return DynamicCache(config=self.view.model.config)
+        return _new_cache(self.view.model)
 
     def _reuse(self, prompt: list[int]) -> int:
         """Crop the cache to the longest prefix it shares with ``prompt``; returns that length."""
@@ -250,4 +258,119 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: 
     finally:
         model.train(was_training)
     answer.text = answer.text.strip()
+    return answer
+
+
+# ----------------------------------------------------------------------------- batched generation
+_ANSWER_FIELDS = {f.name for f in fields(Answer)}
+
+
+def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[dict]], template: str, *,
+                           template_kwargs: dict | None = None, max_tokens: int = 128, batch_size: int = 32,
+                           activate: Callable[[], ContextManager] = nullcontext) -> list[Answer]:
+    """Greedy answers to many conversations at once, in their order: the same answers as ``generate_answer``
+    asked one by one, in a fraction of the time (one decode step costs about the same for 1 or 32 rows of a
+    small model, so the before/after table asks its questions together, as the MLX backend does).
+
+    Prompts are sorted by length and run ``batch_size`` at a time, so a chunk holds little padding; each
+    row stops by the same rule as one-by-one generation (``TurnStream``: a stop token or the end-of-turn
+    text), and a chunk ends when all its rows have. ``activate``: e.g. peft's ``disable_adapter`` for the
+    base view of a LoRA model.
+    """
+    if not isinstance(tokenizer, TorchTokenizer):
+        tokenizer = wrap_tokenizer(tokenizer, model)
+    hf = hf_of(tokenizer)
+    prompts = [render_prompt(hf, msgs, template, template_kwargs) for msgs in conversations]
+    stop = stop_condition(tokenizer, template, template_kwargs)
+    rows: list[Optional[_Row]] = [None] * len(prompts)
+    start = time.perf_counter()
+    was_training = model.training
+    model.eval()
+    try:
+        for chunk in _length_chunks(prompts, batch_size):
+            done = _decode_chunk(model, [prompts[i] for i in chunk], stop, hf, max_tokens, activate)
+            for i, row in zip(chunk, done):
+                rows[i] = row
+    finally:
+        model.train(was_training)
+    elapsed = time.perf_counter() - start
+    total = sum(len(row.turn.generated) for row in rows)
+    return [_batch_answer(row, prompt, hf, start, elapsed, total) for row, prompt in zip(rows, prompts)]
+
+
+def _length_chunks(prompts: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Indices of ``prompts`` sorted by length, ``batch_size`` at a time: similar lengths pad little."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    size = max(1, batch_size)
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def _pad_id(hf: Any, stop: StopCondition) -> int:
+    """The id left padding is made of; its value never matters (the attention mask hides it)."""
+    for candidate in (hf.pad_token_id, hf.eos_token_id, *sorted(stop.token_ids)):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+class _Row:
+    """One row of a batch: a ``TurnStream`` fed a token at a time, so a row stops exactly where one-by-one
+    generation (which pulls tokens through the same ``TurnStream``) would."""
+
+    def __init__(self, stop: StopCondition, hf: Any):
+        self.turn = TurnStream(stop, _TextDiff(hf))
+        self.live = True
+        self._next = 0
+        self._steps = self.turn.steps(iter(lambda: self._next, object()))  # yields whatever ``add`` set
+
+    def add(self, token: int) -> None:
+        self._next = token
+        try:
+            next(self._steps)
+        except StopIteration:  # a stop token or the end-of-turn text
+            self.live = False
+
+
+def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf: Any, max_tokens: int,
+                  activate: Callable[[], ContextManager]) -> list[_Row]:
+    """Greedy decoding of left-padded ``prompts`` with one KV cache; a row that stopped is fed padding
+    (its tokens no longer count) until every row has stopped or ``max_tokens`` are reached."""
+    import torch
+
+    device = next(model.parameters()).device
+    pad = _pad_id(hf, stop)
+    width = max(len(p) for p in prompts)
+    feed = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    rows = [_Row(stop, hf) for _ in prompts]
+    cache, cache_arg = _new_cache(model), _cache_argument(model)
+    with torch.no_grad(), activate():
+        for _ in range(max_tokens):
+            # positions count real tokens only, so a padded row sees the positions it would see alone
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -feed.shape[1]:]
+            out = model(input_ids=feed, attention_mask=mask, position_ids=positions, use_cache=True,
+                        **{cache_arg: cache})  # the cache object grows in place
+            tokens = out.logits[:, -1].argmax(-1).tolist()
+            for row, token in zip(rows, tokens):
+                if row.live:
+                    row.add(token)
+            if not any(row.live for row in rows):
+                break
+            feed = torch.tensor([[t if row.live else pad] for row, t in zip(rows, tokens)], device=device)
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+    return rows
+
+
+def _batch_answer(row: _Row, prompt: list[int], hf: Any, start: float, elapsed: float, total: int) -> Answer:
+    """A row's Answer as ``generate_answer`` gives it, with the speed and time of the whole batch (its rows
+    share every forward pass)."""
+    turn = row.turn
+    answer = turn.answer(prompt, 0, start, lambda ids: hf.decode(ids, skip_special_tokens=False))
+    answer.text = answer.text.strip()
+    answer.elapsed_s = elapsed
+    answer.tokens_per_sec = total / elapsed if elapsed > 0 else 0.0
+    if "token_ids" in _ANSWER_FIELDS:  # the generated ids, the stop token left out
+        ids = turn.generated
+        stopped = turn.finish == "stop" and ids and ids[-1] in turn.stop.token_ids
+        answer.token_ids = list(ids[:-1] if stopped else ids)
     return answer
