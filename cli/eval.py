@@ -5,8 +5,12 @@
     mlxsft eval --adapter runs/torch-run --questions qa.jsonl     # a --backend torch run: loads with torch
 
 ``--questions``: JSONL rows with ``question`` (or ``messages``) and an optional ``reference``; answered
-greedily and scored by exact, numeric and contains match. ``--data``: mean loss and perplexity over a
-split, with the run's masks and max_seq_len, as in training's validation. ``--json`` prints one object::
+greedily and scored by exact, numeric, contains match and word-overlap similarity, with one verdict per answer
+(``mlxsft.scoring.verdict``). ``--compare`` adds the learned-answer totals (wins: base wrong -> tuned right,
+regressions: the reverse) and the forgetting score (KL(base || tuned) per token on the base model's answers to
+general prompts). ``--compare`` alone asks the questions the run's own before/after table asked. ``--data``:
+mean loss and perplexity over a split, with the run's masks and max_seq_len, as in training's validation.
+``--json`` prints one object (``questions`` is ``compare.json``'s schema)::
 
     {
       "model": str,                     # the base model spec
@@ -14,10 +18,18 @@ split, with the run's masks and max_seq_len, as in training's validation. ``--js
       "adapter": str | null,            # the run folder
       "models": ["base", "tuned"],      # which were evaluated (one, or both with --compare)
       "questions": null | {
-        "file": str, "n_questions": int, "n_scored": int,   # scored = rows with a reference
-        "totals": {model: {"exact": float|null, "numeric": float|null, "contains": float|null}},
-        "rows": [{"question": str, "reference": str|null, "answers": {model: str},
-                  "scores": {model: {"exact": bool, "numeric": bool, "contains": bool}},
+        "file": str, "questions_from": str, "n_questions": int, "n_scored": int, "n_open": int,
+        "totals": {model: {"right", "exact", "numeric", "contains", "similarity": float|null,   # shares
+                           "stop_rate", "stop_rate_scored": float|null},   # answers ended at end of turn
+                   "wins": int, "regressions": int, "unchanged": int},     # with --compare
+        "learned": null | {"questions", "wins", "regressions", "unchanged", "right_before", "right_after": int,
+                           "per_category": {category: {the same counts}}, "open_questions": int,
+                           "stop_rate": {model: float}},
+        "forgetting": null | {"kl": float, "tuned_nll": float, "base_nll": float,   # per token, nats
+                              "prompts": int, "tokens": int},
+        "rows": [{"question": str, "reference": str|null, "category": str|null, "answers": {model: str},
+                  "scores": {model: {"exact": bool, "numeric": bool, "contains": bool, "similarity": float}},
+                  "verdicts": {model: "right"|"partial"|"wrong"}, "finish_reason": {model: "stop"|"length"},
                   "tokens": {model: int}, "tokens_per_sec": {model: float}}]
       },
       "data": null | {
@@ -47,11 +59,16 @@ import click
 @click.option("--max-seq-len", type=int, default=None, help="Truncate --data rows [default: the run's, else 512].")
 @click.option("--backend", type=click.Choice(["mlx", "torch"]), default=None,
               help="Backend [default: the run's backend with --adapter, else mlx].")
+@click.option("--forgetting/--no-forgetting", default=True, show_default=True,
+              help="With --compare: the forgetting score (KL to the base on general prompts).")
+@click.option("--forgetting-prompts", type=click.Path(dir_okay=False), default=None,
+              help="Questions file of general prompts for the forgetting score [default: the bundled ones].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: see `cli/eval.py`).")
 def eval_command(model: str | None, adapter: str | None, questions: str | None, data: str | None, split: str,
                  compare: bool, max_tokens: int, limit: int | None, batch_size: int | None,
-                 max_seq_len: int | None, backend: str | None, as_json: bool) -> None:
-    """Score answers to questions (exact/numeric/contains) and/or loss on a dataset; --compare base vs tuned."""
+                 max_seq_len: int | None, backend: str | None, forgetting: bool, forgetting_prompts: str | None,
+                 as_json: bool) -> None:
+    """Score answers to questions and/or loss on a dataset; --compare: base vs tuned, wins, regressions, forgetting."""
     from mlxsft.cli.ui.eval import EvalProgress, render_eval
     from mlxsft.evaluate import EvalOptions, run_eval
 
@@ -60,7 +77,7 @@ def eval_command(model: str | None, adapter: str | None, questions: str | None, 
     registry.choose_blas(registry.backend_of(backend, adapter))
     opts = EvalOptions(model=model, adapter=adapter, questions=questions, data=data, split=split, compare=compare,
                        max_tokens=max_tokens, limit=limit, batch_size=batch_size, max_seq_len=max_seq_len,
-                       backend=backend)
+                       backend=backend, forgetting=forgetting, forgetting_prompts=forgetting_prompts)
     with EvalProgress(enabled=not as_json) as progress:
         report = run_eval(opts, progress=progress)
     if as_json:

@@ -173,6 +173,10 @@ class TrainConfig:
     compare_max_tokens: int = _f(32, "Max new tokens per answer in the before/after table.", range=at_least(1))
     compare_limit: Optional[int] = _f(None, "Ask at most this many questions in the before/after table.",
                                       range=at_least(1))
+    forgetting: bool = _f(True, "With the before/after table, measure the forgetting score: KL(base || tuned) "
+                                "per token on the base's answers to general prompts.")
+    forgetting_prompts: Optional[str] = _f(None, "Questions file of general prompts for the forgetting score "
+                                                 "(default: the bundled ones).")
     force: bool = _f(False, "Start even if the memory estimate exceeds the machine's memory.")
     skip_nonfinite: int = _f(0, "Skip up to N optimizer steps whose loss or gradients are NaN/inf "
                                 "(0 = stop at the first, keeping the last checkpoint).", range=at_least(0))
@@ -192,7 +196,7 @@ class Config:
     def hash(self, exclude: tuple[str, ...] = ("out", "iters", "epochs", "force", "compare", "eval_every",
                                               "save_every", "report_every", "early_stop", "device", "compare_limit",
                                               "compare_questions", "compare_max_tokens", "skip_nonfinite",
-                                              "fsdp")) -> str:
+                                              "fsdp", "forgetting", "forgetting_prompts")) -> str:
         """A hash of what decides the trained weights (resume refuses a different job)."""
         flat = {k: v for k, v in flat_fields(self).items() if k not in exclude}
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from mlxsft.errors import DataError, MlxsftError
-from mlxsft.scoring import score
+from mlxsft.scoring import score, verdict
 
 if TYPE_CHECKING:
-    from mlxsft.config import Config
+    from mlxsft.config import Config, DataConfig
 
 
 @dataclass
@@ -44,29 +44,55 @@ class CompareRow:
     scores: dict[str, dict[str, bool]] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     tokens_per_sec: dict[str, float] = field(default_factory=dict)
+    category: Optional[str] = None
+    finish_reason: dict[str, str] = field(default_factory=dict)  # "stop" (end of turn) | "length" (token limit)
+    verdicts: dict[str, str] = field(default_factory=dict)  # right | partial | wrong (``scoring.verdict``)
 
 
 @dataclass
 class CompareReport:
     rows: list[CompareRow]
     models: list[str]
+    forgetting: Optional[Any] = None  # mlxsft.learned.Forgetting, when the run measured it
+    source: Optional[str] = None  # where the questions came from (a file, or a dataset's validation split)
 
     def accuracy(self, model: str, metric: str = "exact") -> Optional[float]:
         scored = [r for r in self.rows if r.reference is not None]
         if not scored:
             return None
+        if metric == "right":
+            return sum(r.verdicts[model] == "right" for r in scored) / len(scored)
         return sum(r.scores[model][metric] for r in scored) / len(scored)
+
+    def stop_rate(self, model: str, scored_only: bool = False) -> Optional[float]:
+        """Share of answers that ended at the end-of-turn token rather than at the token limit."""
+        rows = [r for r in self.rows if r.reference is not None or not scored_only]
+        rows = [r for r in rows if model in r.finish_reason]
+        return sum(r.finish_reason[model] == "stop" for r in rows) / len(rows) if rows else None
 
     @property
     def n_scored(self) -> int:
         return sum(r.reference is not None for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
+        from mlxsft.learned import learned_totals
+
+        metrics = ("exact", "numeric", "contains", "similarity", "right")
+        totals: dict[str, Any] = {m: {**{k: self.accuracy(m, k) for k in metrics},
+                                      "stop_rate": self.stop_rate(m), "stop_rate_scored": self.stop_rate(m, True)}
+                                  for m in self.models}
+        learned = learned_totals(self)
+        if learned is not None:
+            totals.update({k: learned[k] for k in ("wins", "regressions", "unchanged")})
         return {
             "models": self.models,
+            "questions_from": self.source,
             "n_questions": len(self.rows),
             "n_scored": self.n_scored,
-            "totals": {m: {k: self.accuracy(m, k) for k in ("exact", "numeric", "contains")} for m in self.models},
+            "n_open": len(self.rows) - self.n_scored,
+            "totals": totals,
+            "learned": learned,
+            "forgetting": self.forgetting.to_dict() if self.forgetting is not None else None,
             "rows": [r.__dict__ for r in self.rows],
         }
 
@@ -113,6 +139,57 @@ def load_questions(path: Optional[str | Path] = None, limit: Optional[int] = Non
     return out
 
 
+def general_prompts_path() -> Path:
+    from mlxsft.data.bundled_paths import bundled_path
+
+    return bundled_path("general")
+
+
+def load_general_prompts(path: Optional[str | Path] = None) -> list[list[dict]]:
+    """The forgetting score's prompts (one user turn each) from a questions file; the bundled ones by default."""
+    return [q.messages for q in load_questions(path or general_prompts_path())]
+
+
+def questions_from_split(data: "DataConfig", limit: Optional[int] = None) -> list[Question]:
+    """Held-out questions from a dataset's validation split: each row up to its last assistant turn is the
+    question (system and earlier turns included), that answer the reference. Raises SplitNotFound."""
+    from mlxsft.data.load import load_valid_conversations
+
+    convs, _ = load_valid_conversations(data.data, data.valid_split, data)
+    out = []
+    for conv in convs:
+        last = max((i for i, m in enumerate(conv.messages) if m["role"] == "assistant"), default=None)
+        if last is None or not any(m["role"] == "user" for m in conv.messages[:last]):
+            continue
+        out.append(Question(messages=[{k: v for k, v in m.items() if k in ("role", "content")}
+                                      for m in conv.messages[:last]],
+                            reference=conv.messages[last]["content"], category="your data"))
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+USER_DATA_QUESTIONS = 40  # held-out rows of a user's validation split asked by default (each costs two answers)
+
+
+def run_questions(cfg: "Config", limit: Optional[int] = None) -> tuple[list[Question], str]:
+    """The questions a run's before/after table asks, and where they come from: ``compare_questions`` if set,
+    else the bundled eval questions for the bundled data, else the run's own validation split."""
+    t = cfg.train
+    if t.compare_questions or cfg.data.data is None:
+        return load_questions(t.compare_questions, limit=limit), str(t.compare_questions or bundled_questions_path())
+    from mlxsft.errors import SplitNotFound
+
+    try:
+        questions = questions_from_split(cfg.data, limit=limit or USER_DATA_QUESTIONS)
+    except SplitNotFound:
+        questions = []
+    if not questions:
+        raise DataError(f"no validation split with assistant answers to ask before/after: give "
+                        f"--compare-questions FILE or a '{cfg.data.valid_split}' split", file=cfg.data.data)
+    return questions, f"{cfg.data.data} ({cfg.data.valid_split} split)"
+
+
 AnswerFn = Callable[[list[dict]], Any]  # messages -> object with .text, .tokens, .tokens_per_sec
 
 
@@ -129,7 +206,7 @@ BatchAnswerFn = Callable[[list[list[dict]]], list[Any]]  # conversations -> answ
 def compare_batched(answerers: dict[str, BatchAnswerFn], questions: list[Question],
                     progress: Optional[Callable[[int, int], None]] = None, chunk: int = 32) -> CompareReport:
     """Like ``compare``, but each model gets ``chunk`` questions per call (batched generation)."""
-    rows = [CompareRow(question=q.text, reference=q.reference, answers={}) for q in questions]
+    rows = [CompareRow(question=q.text, reference=q.reference, answers={}, category=q.category) for q in questions]
     total = len(questions) * len(answerers)
     done = 0
     for name, answer in answerers.items():
@@ -139,8 +216,10 @@ def compare_batched(answerers: dict[str, BatchAnswerFn], questions: list[Questio
                 row.answers[name] = a.text
                 row.tokens[name] = a.tokens
                 row.tokens_per_sec[name] = a.tokens_per_sec
+                row.finish_reason[name] = getattr(a, "finish_reason", "stop")
                 if q.reference is not None:
                     row.scores[name] = score(a.text, q.reference)
+                    row.verdicts[name] = verdict(row.scores[name])
                 done += 1
             if progress:
                 progress(done, total)
@@ -188,6 +267,8 @@ class EvalOptions:
     batch_size: Optional[int] = None  # default: the run's, else 8
     max_seq_len: Optional[int] = None  # default: the run's, else 512
     backend: Optional[str] = None  # mlx | torch; default: the run's backend, else mlx
+    forgetting: bool = True  # with compare: the forgetting score on general prompts
+    forgetting_prompts: Optional[str] = None  # default: the bundled general prompts
 
 
 @dataclass
@@ -239,9 +320,8 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
     questions = load_questions(opts.questions, limit=opts.limit) if opts.questions else None
     target = resolve_target(opts.model, opts.adapter, opts.backend)
     if questions is None and not opts.data:  # --compare alone: the questions the run's own before/after table asks
-        run_q = target.run_config.train.compare_questions if target.run_config else None
-        questions = load_questions(run_q, limit=opts.limit)
-        opts = dataclasses.replace(opts, questions=str(run_q or bundled_questions_path()))
+        questions, source = run_questions(target.run_config or Config(), limit=opts.limit)
+        opts = dataclasses.replace(opts, questions=source)
     backend_name = opts.backend or target.backend or "mlx"
     backend = registry.part(backend_name, "generate")
     tick("loading", 0, 1)
@@ -256,10 +336,21 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
 
     if questions is not None:
         kw = dict(template=template, template_kwargs=target.template_kwargs, max_tokens=opts.max_tokens)
-        answerers = {n: partial(backend.generate_answer, views[n].model, tokenizer, activate=views[n].activate, **kw)
-                     for n in names}
-        report.questions = compare(answerers, questions, progress=lambda d, n: tick("questions", d, n))
+        answerers = {n: partial(backend.generate_answers_batch, views[n].model, tokenizer, activate=views[n].activate,
+                                **kw) for n in names}
+        report.questions = compare_batched(answerers, questions, progress=lambda d, n: tick("questions", d, n))
         report.questions_file = str(opts.questions)
+        report.questions.source = report.questions_file
+        if opts.compare and opts.forgetting:
+            from mlxsft.backends.generation import render_prompt
+            from mlxsft.learned import measure_forgetting
+
+            general = load_general_prompts(opts.forgetting_prompts)
+            tick("forgetting", 0, 1)
+            drift = partial(registry.part(backend_name, "divergence").drift, views["base"], views["tuned"])
+            render = partial(render_prompt, hf, template=template, template_kwargs=target.template_kwargs)
+            report.questions.forgetting = measure_forgetting(general, answerers["base"], drift, render)
+            tick("forgetting", 1, 1)
 
     if opts.data:
         from mlxsft.data import prepare_split

@@ -176,7 +176,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                                          f"processes (FSDP); `mlxsft eval --adapter {run_dir} --compare` gives it"})
             else:
                 try:
-                    outcome.compare = compare_base_and_tuned(cfg, backend.answerers(loaded, template), emit)
+                    outcome.compare = compare_base_and_tuned(cfg, backend, loaded, template, emit)
                 except KeyboardInterrupt:  # the run is finished and saved; only the table is missing
                     outcome.compare_stopped = True
     return outcome
@@ -226,13 +226,34 @@ def maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:
         return None
 
 
-def compare_base_and_tuned(cfg: Config, answerers: dict[str, Any], emit: Callback) -> Any:
-    """Ask the held-out questions of the base and the tuned model; returns a CompareReport (compare.json)."""
-    from mlxsft.evaluate import compare_batched, load_questions
+def compare_base_and_tuned(cfg: Config, backend: Any, loaded: Any, template: str, emit: Callback) -> Any:
+    """Ask the held-out questions of the base and the tuned model, and measure the forgetting score; returns a
+    CompareReport, also written to compare.json."""
+    from functools import partial
+
+    from mlxsft.backends import registry
+    from mlxsft.backends.generation import render_prompt
+    from mlxsft.evaluate import compare_batched, load_general_prompts, run_questions
+    from mlxsft.learned import measure_forgetting
+
     t = cfg.train
-    questions = load_questions(t.compare_questions, limit=t.compare_limit)
+    questions, source = run_questions(cfg, limit=t.compare_limit)
+    views = backend.compare_views(loaded)
+    gen = registry.part(backend.name, "generate")
+    kw = dict(template=template, template_kwargs=cfg.data.chat_template_kwargs, max_tokens=t.compare_max_tokens)
+    answerers = {name: partial(gen.generate_answers_batch, view.model, loaded.tokenizer, activate=view.activate, **kw)
+                 for name, view in views.items()}
+    general = load_general_prompts(t.forgetting_prompts) if t.forgetting else []
     report = compare_batched(answerers, questions,
                              progress=lambda d, n: emit("compare_progress", {"done": d, "total": n}))
+    if general:
+        emit("message", {"text": f"forgetting score: the base answers {len(general)} general prompts, then both "
+                                 f"models score those answers"})
+        drift = partial(registry.part(backend.name, "divergence").drift, views["base"], views["tuned"])
+        render = partial(render_prompt, loaded.hf_tokenizer, template=template,
+                         template_kwargs=cfg.data.chat_template_kwargs)
+        report.forgetting = measure_forgetting(general, answerers["base"], drift, render)
+    report.source = source
     atomic_write_json(Path(t.out) / "compare.json", report.to_dict())
     emit("compare", {"report": report})
     return report

@@ -64,12 +64,18 @@ def test_compare_scores_each_model_on_known_answers(tmp_path):
     done = []
     report = compare({"base": base, "tuned": tuned}, qs, progress=lambda d, n: done.append((d, n)))
     assert done[-1] == (8, 8) and report.n_scored == 3
-    assert report.rows[0].scores["base"] == {"exact": False, "numeric": False, "contains": True}
-    assert report.rows[1].scores["tuned"] == {"exact": False, "numeric": True, "contains": True}
-    assert report.rows[3].scores == {}  # no reference, no score
+    assert {k: report.rows[0].scores["base"][k] for k in ("exact", "numeric", "contains")} == \
+        {"exact": False, "numeric": False, "contains": True}
+    assert {k: report.rows[1].scores["tuned"][k] for k in ("exact", "numeric", "contains")} == \
+        {"exact": False, "numeric": True, "contains": True}
+    assert report.rows[3].scores == {} and report.rows[3].verdicts == {}  # no reference, no score
+    assert [r.verdicts.get("tuned") for r in report.rows] == ["right", "right", "right", None]
     totals = report.to_dict()["totals"]
-    assert totals["base"] == {"exact": 0.0, "numeric": 0.0, "contains": pytest.approx(1 / 3)}
-    assert totals["tuned"] == {"exact": pytest.approx(2 / 3), "numeric": pytest.approx(1 / 3), "contains": 1.0}
+    assert {k: totals["base"][k] for k in ("exact", "numeric", "contains", "right")} == \
+        {"exact": 0.0, "numeric": 0.0, "contains": pytest.approx(1 / 3), "right": 0.0}
+    assert {k: totals["tuned"][k] for k in ("exact", "numeric", "contains", "right")} == \
+        {"exact": pytest.approx(2 / 3), "numeric": pytest.approx(1 / 3), "contains": 1.0, "right": 1.0}
+    assert (totals["wins"], totals["regressions"], totals["unchanged"]) == (3, 0, 0)
     out = EvalReport(model="m", adapter="run", models=["base", "tuned"], questions_file="q.jsonl",
                      questions=report).to_dict()
     assert set(out) == {"model", "backend", "adapter", "models", "questions", "data"} and out["data"] is None

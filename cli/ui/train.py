@@ -111,6 +111,7 @@ class TrainView:
                                  TimeElapsedColumn(), TextColumn("{task.fields[eta]} left"), console=console)
         self.task = None
         self._compare_progress: Progress | None = None
+        self._compare_announced = False
 
     def __enter__(self) -> "TrainView":
         return self
@@ -205,7 +206,8 @@ class TrainView:
 
     def _on_compare_progress(self, p: dict) -> None:
         if not self.live_mode:
-            if p["done"] == 1:
+            if not self._compare_announced:  # answers arrive a batch at a time: announce at the first batch
+                self._compare_announced = True
                 self._print(f"before/after: asking {p['total'] // 2} questions to base and tuned model")
             return
         if self._compare_progress is None:
@@ -219,6 +221,8 @@ class TrainView:
             self._compare_progress = None
 
     def _on_compare(self, p: dict) -> None:
+        from mlxsft.cli.ui.compare import render_compare
+
         render_compare(p["report"])
 
     # ----------------------------------------------------------------- panel
@@ -295,49 +299,3 @@ class TrainView:
         cmd = f"mlxsft train --resume {shlex.quote(str(run_dir))}"
         print(f"stopped at once by Ctrl-C; the last checkpoint ({checkpoint.name}) is intact, resume with: "
               f"{cmd}", file=sys.stderr)
-
-
-def render_compare(report: Any) -> None:
-    """The before/after table: question, base answer, tuned answer, exact match, and both scores."""
-    table = Table(title="Before / after on held-out questions", show_lines=True, expand=True)
-    table.add_column("question", ratio=3)
-    table.add_column("reference", ratio=1)
-    for m in report.models:
-        table.add_column(f"{m} answer", ratio=3)
-    for row in report.rows:
-        cells = [row.question, row.reference or "—"]
-        for m in report.models:
-            ans = row.answers[m]
-            ans = ans if len(ans) < 300 else ans[:297] + "…"
-            if row.reference is not None:
-                ok = row.scores[m]["exact"]
-                ans = f"[{'green' if ok else 'red'}]{'✓' if ok else '✗'}[/] {_escape(ans)}"
-            else:
-                ans = _escape(ans)
-            cells.append(ans)
-        table.add_row(*[cells[0] and _escape(cells[0]), _escape(cells[1]), *cells[2:]])
-    if console.is_terminal:
-        console.print(table)
-    else:
-        for row in report.rows:
-            marks = "  ".join(f"{m}={'ok' if row.scores.get(m, {}).get('exact') else ('-' if row.reference is None else 'x')}"
-                              for m in report.models)
-            print(f"Q: {row.question}\n   ref: {row.reference}  {marks}")
-            for m in report.models:
-                print(f"   {m}: {row.answers[m][:200]!r}")
-    n = report.n_scored
-    parts = []
-    for m in report.models:
-        acc = report.accuracy(m)
-        parts.append(f"{m} exact match {acc * n:.0f}/{n} ({acc:.1%})" if acc is not None else f"{m}: no references")
-    line = "; ".join(parts)
-    if console.is_terminal:
-        console.print(f"[bold]{line}[/]")
-    else:
-        print(line, flush=True)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

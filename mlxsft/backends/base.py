@@ -4,7 +4,7 @@
     loaded = backend.load()                      # model, tokenizers, where the weights came from
     backend.make_trainable(loaded)               # LoRA / DoRA / full, seeded
     trainer = backend.trainer(loaded, run_dir)   # .fit(train, valid, resume=...) -> TrainResult
-    answer = backend.answerers(loaded, template)  # {"base": fn, "tuned": fn}: batched greedy answers
+    views = backend.compare_views(loaded)        # {"base", "tuned"} ModelViews for the before/after table
 
 Everything around the loop (run folder, data, chat template, memory refusal, lock, plot, the
 before/after table) is backend-neutral and lives once in ``mlxsft/train.py``.
@@ -18,7 +18,6 @@ from typing import Any, Callable, Protocol
 
 
 Emit = Callable[[str, dict], None]
-BatchAnswerFn = Callable[[list[list[dict]]], list[Any]]  # conversations -> Answers
 
 
 OPT_SLOTS = {"adamw": 2, "adam": 2, "sgd": 1, "adafactor": 1, "muon": 1}  # optimizer state per trainable value
@@ -73,4 +72,7 @@ class Backend(Protocol):
 
     def trainer(self, loaded: Loaded, run_dir: Path) -> Any: ...
 
-    def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]: ...
+    def compare_views(self, loaded: Loaded) -> dict[str, Any]:
+        """``{"base", "tuned"}`` ModelViews of the trained model for the before/after table and the forgetting
+        score (``generate.generate_answers_batch`` and ``divergence.drift`` take them)."""
+        ...

@@ -149,10 +149,20 @@ def _compare(compare: Optional[dict[str, Any]]) -> list[str]:
     lines = ["## Before / after", "",
              f"Held-out questions with a reference answer: {compare['n_scored']} "
              f"(of {compare.get('n_questions')} asked, greedy decoding).", "",
-             "| model | exact | numeric | contains |", "|---|---|---|---|"]
-    for model, scores in totals.items():
-        cells = [f"{scores[k]:.1%}" if isinstance(scores.get(k), (int, float)) else "-" for k in ("exact", "numeric", "contains")]
+             "| model | right | exact | numeric | contains | stopped at end of turn |", "|---|---|---|---|---|---|"]
+    keys = ("right", "exact", "numeric", "contains", "stop_rate")
+    for model in compare.get("models") or [m for m, v in totals.items() if isinstance(v, dict)]:
+        scores = totals.get(model) or {}
+        cells = [f"{scores[k]:.1%}" if isinstance(scores.get(k), (int, float)) else "-" for k in keys]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    if "wins" in totals:
+        lines += ["", f"Learned: {totals['wins']} wins, {totals['regressions']} regressions, "
+                      f"{totals['unchanged']} unchanged."]
+    forgetting = compare.get("forgetting")
+    if forgetting:
+        lines += ["", f"Forgetting: KL(base ‖ tuned) {forgetting['kl']:.3f} nats/token on the base model's answers "
+                      f"to {forgetting['prompts']} general prompts (their NLL {forgetting['base_nll']:.2f} → "
+                      f"{forgetting['tuned_nll']:.2f})."]
     return lines + [""]
 
 

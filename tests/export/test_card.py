@@ -17,8 +17,10 @@ METRICS = [
     {"step": 4, "val_loss": 3.5, "trained_tokens": 400, "elapsed_s": 61.2},
 ]
 COMPARE = {"models": ["base", "tuned"], "n_questions": 60, "n_scored": 40,
-           "totals": {"base": {"exact": 0.0, "numeric": 0.1, "contains": 0.5},
-                      "tuned": {"exact": 0.075, "numeric": 0.2, "contains": 0.55}}}
+           "totals": {"base": {"right": 0.1, "exact": 0.0, "numeric": 0.1, "contains": 0.5, "stop_rate": 0.05},
+                      "tuned": {"right": 0.8, "exact": 0.075, "numeric": 0.2, "contains": 0.55, "stop_rate": 1.0},
+                      "wins": 29, "regressions": 1, "unchanged": 10},
+           "forgetting": {"kl": 0.0412, "tuned_nll": 2.5, "base_nll": 2.25, "prompts": 16, "tokens": 512}}
 
 
 def card_for(tmp_path: Path, **over) -> str:
@@ -44,7 +46,10 @@ def test_card_fields(tmp_path):
                 "| final validation loss | 3.5 |", "| best validation loss | 3 (step 2) |", "| training time | 61 s |",
                 "| precision | q8_0 |", "| stop token ids | 2 |", "| end of turn | `<\\|im_end\\|>` |"):
         assert row in lines, row
-    assert "| tuned | 7.5% | 20.0% | 55.0% |" in lines and "| base | 0.0% | 10.0% | 50.0% |" in lines
+    assert "| tuned | 80.0% | 7.5% | 20.0% | 55.0% | 100.0% |" in lines
+    assert "| base | 10.0% | 0.0% | 10.0% | 50.0% | 5.0% |" in lines
+    assert "Learned: 29 wins, 1 regressions, 10 unchanged." in lines
+    assert any(ln.startswith("Forgetting: KL(base ‖ tuned) 0.041 nats/token") for ln in lines)
     assert "ollama create my-model -f Modelfile && ollama run my-model" in lines
 
 

@@ -7,11 +7,10 @@ before/after answers use mlx-lm's batched generator.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mlxsft.backends.base import BatchAnswerFn, Emit, Loaded
+from mlxsft.backends.base import Emit, Loaded
 from mlxsft.config import Config
 from mlxsft.errors import ConfigError
 
@@ -97,13 +96,16 @@ class MLXBackend:
         return MLXTrainer(self.cfg, loaded.model, loaded.tokenizer, run_dir, loaded.adapter_cfg, self.emit,
                           world=self.world)
 
-    def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]:
-        """Batched greedy answers of the base (a fresh load) and the tuned model."""
-        from mlxsft.backends.mlx.generate import generate_answers_batch
+    def compare_views(self, loaded: Loaded) -> dict[str, Any]:
+        """The tuned model and its base for the before/after table and the forgetting score: for LoRA/DoRA the
+        same weights with the adapter layers swapped out (no second copy in memory), else a fresh load."""
+        from mlxsft.backends.generation import ModelView
+        from mlxsft.backends.mlx.generate import AdapterSwitch
 
-        t = self.cfg.train
-        base, _, _ = self._load()
-        kw = dict(template=template, template_kwargs=self.cfg.data.chat_template_kwargs, max_tokens=t.compare_max_tokens)
         loaded.model.eval()
-        return {"base": partial(generate_answers_batch, base, loaded.tokenizer, **kw),
-                "tuned": partial(generate_answers_batch, loaded.model, loaded.tokenizer, **kw)}
+        switch = AdapterSwitch(loaded.model)
+        if self.cfg.lora.method != "full" and switch.can_switch:
+            base = ModelView("base", loaded.model, activate=switch.base)
+        else:
+            base = ModelView("base", loader=lambda: self._load()[0])
+        return {"base": base, "tuned": ModelView("tuned", loaded.model)}

@@ -8,11 +8,10 @@ eval and export know to read PEFT files from it.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mlxsft.backends.base import BatchAnswerFn, Emit, Loaded
+from mlxsft.backends.base import Emit, Loaded
 from mlxsft.config import Config
 from mlxsft.errors import ConfigError
 
@@ -102,17 +101,15 @@ class TorchBackend:
         return TorchTrainer(self.cfg, loaded.model, loaded.hf_tokenizer, run_dir, self.device, self.emit,
                             world=self.world)
 
-    def answerers(self, loaded: Loaded, template: str) -> dict[str, BatchAnswerFn]:
-        """Greedy answers of the base and the tuned model. With a peft adapter the base is the same
-        weights with the adapter off (no second copy in memory); after full fine-tuning it is loaded again."""
-        from mlxsft.backends.torch.generate import generate_answer
+    def compare_views(self, loaded: Loaded) -> dict[str, Any]:
+        """The tuned model and its base for the before/after table and the forgetting score: with a peft adapter
+        the same weights inside ``disable_adapter()`` (no second copy in memory), after full fine-tuning a fresh
+        load."""
+        from mlxsft.backends.generation import ModelView
 
-        t = self.cfg.train
-        kw = dict(template=template, template_kwargs=self.cfg.data.chat_template_kwargs, max_tokens=t.compare_max_tokens)
         tuned = loaded.model.eval()
         if hasattr(tuned, "disable_adapter"):
-            base = partial(generate_answer, tuned, loaded.hf_tokenizer, activate=tuned.disable_adapter, **kw)
+            base = ModelView("base", tuned, activate=tuned.disable_adapter)
         else:
-            base = partial(generate_answer, self._load()[0].eval(), loaded.hf_tokenizer, **kw)
-        one_by_one = lambda fn: (lambda convs: [fn(c) for c in convs])  # noqa: E731  (no batched decoder on torch yet)
-        return {"base": one_by_one(base), "tuned": one_by_one(partial(generate_answer, tuned, loaded.hf_tokenizer, **kw))}
+            base = ModelView("base", loader=lambda: self._load()[0].eval())
+        return {"base": base, "tuned": ModelView("tuned", tuned)}

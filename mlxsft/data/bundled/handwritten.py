@@ -1030,3 +1030,25 @@ OPEN_QUESTIONS: list[str] = [
     "What is a prompt in the context of LLMs?",
     "Write a one-sentence description of a sunrise.",
 ]
+
+# General prompts for the forgetting score (``general.jsonl``): everyday knowledge, writing and reasoning far
+# from the training tasks. The base model's own greedy answers to them are the text on which the tuned model's
+# drift is measured (KL(base || tuned) per token), so they need no reference and no teacher.
+GENERAL_PROMPTS: list[str] = [
+    "Tell me about the history of the printing press.",
+    "How does a bicycle stay upright when it moves?",
+    "Write a short story about a lighthouse keeper.",
+    "What should I pack for a weekend hiking trip?",
+    "Explain how vaccines train the immune system.",
+    "Describe the water cycle.",
+    "What are some good habits for a healthy sleep schedule?",
+    "Why is the ocean salty?",
+    "Write a haiku about winter.",
+    "How do airplanes fly?",
+    "What is the difference between weather and climate?",
+    "Give me a recipe for a simple tomato soup.",
+    "Explain the rules of chess in a few sentences.",
+    "What causes earthquakes?",
+    "How do I write a good cover letter?",
+    "Describe the city of Venice.",
+]
