@@ -25,8 +25,10 @@ endif
 
 .PHONY: demo test bench reliability install openblas clean
 
+# No LD_PRELOAD here: the demo's backend is `auto` (torch on a Linux CPU, whose own BLAS a preloaded OpenBLAS
+# slows ~4x); when it resolves to MLX the mlxsft command re-executes itself with OpenBLAS preloaded.
 demo: install
-	$(RUN_ENV) $(BIN)/mlxsft train
+	$(BIN)/mlxsft train
 
 test: install
 	$(RUN_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)

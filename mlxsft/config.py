@@ -95,7 +95,7 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, range: R
 
 @dataclass
 class ModelConfig:
-    model: str = _f("smollm2-135m-instruct", "Model: alias, local HF/MLX folder, .gguf file or Hub id.")
+    model: str = _f("gemma3-270m", "Model: alias, local HF/MLX folder, .gguf file or Hub id.")
     dtype: str = _f("float32", "Weight dtype of the trained model.", ("float32", "float16", "bfloat16"))
     quantize: Optional[int] = _f(None, "Quantize the base to 4 or 8 bits at load time (QLoRA).",
                                   range=one_of(*QUANTIZE_BITS))
@@ -146,7 +146,8 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    backend: str = _f("mlx", "Training backend.", ("mlx", "torch", "auto"))
+    backend: str = _f("auto", "Training backend (auto: mlx on Apple Silicon, else the faster one here; "
+                              "`mlxsft doctor` says which).", ("mlx", "torch", "auto"))
     device: str = _f("auto", "Torch device (backend torch).", ("auto", "mps", "cuda", "cpu"))
     fsdp: bool = _f(False, "Shard weights, gradients and optimizer state over the torchrun processes "
                            "(FSDP; backend torch, full fine-tuning).")

@@ -174,9 +174,10 @@ def _huggingface() -> Section:
 def _backend() -> Section:
     backend, reason = pick_backend()
     s = Section("Backend")
-    s.add("default", f"{TrainConfig().backend} (mlxsft train without --backend)")
+    default = TrainConfig().backend
+    s.add("default", f"{default} (mlxsft train without --backend)" + (f": {backend} here" if default == "auto" else ""))
     s.add("--backend auto", backend)
-    s.add("why", f"{reason} (auto is used only when asked for: `mlxsft train --backend auto`)")
+    s.add("why", reason)
     return s
 
 

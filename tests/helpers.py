@@ -48,7 +48,7 @@ def write_data(folder: Path, rows=ROWS, multi_turn: bool = False) -> Path:
 
 # What each backend's trainer tests start from; torch's (fp32 on the CPU) learns the set at a higher rate.
 TRAINER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlx": dict(learning_rate=3e-3),
+    "mlx": dict(learning_rate=3e-3, backend="mlx"),
     "torch": dict(learning_rate=1e-2, backend="torch"),
 }
 

@@ -34,7 +34,7 @@ def test_doctor_json():
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert report["Backend"]["--backend auto"] in ("mlx", "torch") and report["Backend"]["why"]
-    assert report["Embedded models"]["smollm2-135m-instruct (default)"].endswith("installed")
+    assert report["Embedded models"]["gemma3-270m (default)"].endswith("installed")
 
 
 def test_doctor_help():

@@ -119,7 +119,7 @@ def test_run_folder_errors_are_one_clear_line(tmp_path):
     (run / "config.yaml").unlink()
     with pytest.raises(RunError, match="pass --model"):
         resolve_target(None, run)
-    assert resolve_target(None, None).model == "smollm2-135m-instruct"
+    assert resolve_target(None, None).model == "gemma3-270m"
 
 
 # ----------------------------------------------------------------------------- the CLI on a tiny run

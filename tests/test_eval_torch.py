@@ -72,7 +72,10 @@ def test_eval_questions_compare_on_a_torch_run(torch_runs, tmp_path):
     q = out["questions"]
     assert out["models"] == ["base", "tuned"] and (q["n_questions"], q["n_scored"]) == (2, 1)
     assert all(r["tokens"]["base"] >= 1 and r["tokens"]["tuned"] >= 1 for r in q["rows"])
-    assert set(q["totals"]["tuned"]) == {"exact", "numeric", "contains"}
+    assert set(q["totals"]["tuned"]) == {"exact", "numeric", "contains", "similarity", "right", "stop_rate",
+                                         "stop_rate_scored"}
+    assert {r["finish_reason"]["tuned"] for r in q["rows"]} <= {"stop", "length"}
+    assert q["forgetting"]["prompts"] == 16 and q["forgetting"]["kl"] >= 0  # on the torch backend too
 
 
 def test_the_wrong_backend_for_a_run_is_one_line_with_a_hint(torch_runs):

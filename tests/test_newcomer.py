@@ -56,7 +56,8 @@ def test_ctrl_c_in_the_before_after_table_says_the_run_is_complete(tiny_llama_di
     monkeypatch.setenv("MLXSFT_NO_BLAS_REEXEC", "1")
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "--model", str(tiny_llama_dir), "--data", str(write_data(tmp_path / "d")),
-                                      "--out", str(out), "--iters", "2", "--batch-size", "2", "--max-seq-len", "64"])
+                                      "--out", str(out), "--iters", "2", "--batch-size", "2", "--max-seq-len", "64",
+                                      "--backend", "mlx"])
     assert result.exit_code == 130, result.output
     assert "training is complete" in result.output and f"mlxsft eval --adapter {out} --compare" in result.output
     assert "--resume" not in result.output
@@ -69,7 +70,13 @@ def test_eval_compare_alone_asks_the_questions_of_the_runs_own_table(tiny_llama_
 
     run = tmp_path / "run"
     run_training(make_cfg(tiny_llama_dir, write_data(tmp_path / "d"), run, iters=1))
-    report = run_eval(EvalOptions(adapter=str(run), compare=True, limit=2, max_tokens=2))
+    report = run_eval(EvalOptions(adapter=str(run), compare=True, limit=2, max_tokens=2, forgetting=False))
+    # the run trained on its own data: its table asks that data's held-out rows, so eval does too
+    assert report.questions_file == f"{tmp_path / 'd'} (valid split)" and len(report.questions.rows) == 2
+    bundled = tmp_path / "bundled-run"
+    run_training(make_cfg(tiny_llama_dir, write_data(tmp_path / "d"), bundled, iters=1,
+                          compare_questions=str(bundled_questions_path())))
+    report = run_eval(EvalOptions(adapter=str(bundled), compare=True, limit=2, max_tokens=2, forgetting=False))
     assert report.questions_file == str(bundled_questions_path()) and len(report.questions.rows) == 2
     with pytest.raises(ConfigError, match="give --questions FILE or --data PATH"):
         run_eval(EvalOptions(adapter=str(run)))
@@ -101,7 +108,9 @@ def test_words_that_match(monkeypatch):
     assert "cli/eval.py" in CliRunner().invoke(cli, ["eval", "--help"]).output
     monkeypatch.setattr("mlxsft.backends.registry.choose_blas", lambda name, argv=None: None)
     doctor = json.loads(CliRunner().invoke(cli, ["doctor", "--json"]).output)
-    assert doctor["Backend"]["default"].startswith("mlx") and "only when asked" in doctor["Backend"]["why"]
+    from mlxsft.doctor import pick_backend
+
+    assert doctor["Backend"]["default"] == f"auto (mlxsft train without --backend): {pick_backend()[0]} here"
 
 
 def test_a_finished_run_leaves_no_lock_file(tmp_path):

@@ -21,7 +21,7 @@ ENV = dict(os.environ, MLXSFT_NO_BLAS_REEXEC="1", PYTHONUNBUFFERED="1")
 def tiny_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--model", str(model), "--data", str(data), "--out", str(out), "--no-compare",
             "--batch-size", "2", "--learning-rate", "3e-3", "--max-seq-len", "64", "--report-every", "1",
-            "--eval-every", "0", *extra]
+            "--eval-every", "0", "--backend", "mlx", *extra]
 
 
 def test_kill_9_then_resume_ends_with_the_same_weights(tiny_llama_dir, tmp_path):
@@ -85,14 +85,17 @@ def test_cli_trains_the_embedded_model_for_a_few_steps(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     train = [m for m in metrics if m.get("train_loss") is not None]
-    assert [m["step"] for m in train] == [1, 2, 3] and all(0 < m["train_loss"] < 10 for m in train)
-    assert "base exact match" in r.stdout and "tuned exact match" in r.stdout
+    assert [m["step"] for m in train] == [1, 2, 3] and all(0 < m["train_loss"] < 20 for m in train)
+    assert "base right" in r.stdout and "tuned right" in r.stdout and "forgot KL" in r.stdout
     compare = json.loads((out / "compare.json").read_text())
     assert compare["n_questions"] == 3 and set(compare["models"]) == {"base", "tuned"}
-    # mlx-lm itself loads the adapters onto the converted base
-    from mlx_lm import load
+    assert compare["forgetting"]["prompts"] == 16 and compare["forgetting"]["kl"] >= 0
+    # the base model has no chat template: it gets Gemma's own turn format, whose end of turn is one token
+    assert "<start_of_turn>model" in (out / "chat_template.jinja").read_text()
+    # the default backend is the one this machine trains fastest on (`mlxsft doctor`), and its files are there
+    from mlxsft.doctor import pick_backend
+    from mlxsft.runs.read import run_backend
 
-    from mlxsft.models import mlx_model_path
-
-    model, _ = load(str(mlx_model_path("smollm2-135m-instruct")), adapter_path=str(out))
-    assert model is not None
+    backend = pick_backend()[0]
+    assert run_backend(out) == backend
+    assert (out / ("adapters.safetensors" if backend == "mlx" else "adapter_model.safetensors")).is_file()

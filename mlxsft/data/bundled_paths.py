@@ -1,7 +1,7 @@
 """Where the bundled dataset (shipped inside the package) lives.
 
     from mlxsft.data.bundled_paths import bundled_path
-    bundled_path("train")   # .../mlxsft/data/bundled/train.jsonl (also "valid", "eval")
+    bundled_path("train")   # .../mlxsft/data/bundled/train.jsonl (also "valid", "eval", "general")
 """
 
 from __future__ import annotations

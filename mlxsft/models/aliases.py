@@ -18,7 +18,7 @@ from typing import Callable
 
 from mlxsft.errors import ModelError
 
-DEFAULT_ALIAS = "smollm2-135m-instruct"
+DEFAULT_ALIAS = "gemma3-270m"  # a base model: the demo turns it into an assistant
 
 
 @dataclass(frozen=True)

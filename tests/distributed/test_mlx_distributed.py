@@ -34,7 +34,7 @@ HERE = Path(__file__).parent
 def options(model: Path, data: Path, iters: int) -> dict:
     return dict(model=str(model), data=str(data), compare=False, iters=iters, batch_size=4, optimizer="sgd",
                 learning_rate=0.2, warmup=0, lr_schedule="constant", eval_every=0, save_every=1,
-                report_every=1, max_seq_len=64, seed=0)
+                report_every=1, max_seq_len=64, seed=0, backend="mlx")
 
 
 def weights(path: Path) -> dict[str, np.ndarray]:

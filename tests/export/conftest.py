@@ -27,7 +27,7 @@ def train_run(model: Path | str, data: Path | None, out: Path, **over: Any) -> P
 
     cfg = dict(model=str(model), data=str(data) if data else None, out=str(out), compare=False, iters=2, batch_size=4,
                learning_rate=5e-2, warmup=0, eval_every=0, save_every=0, report_every=1, max_seq_len=64,
-               lr_schedule="constant", seed=0, num_layers=-1)
+               lr_schedule="constant", seed=0, num_layers=-1, backend="mlx")
     cfg.update(over)
     run_training(load_config(None, cfg))
     return out
