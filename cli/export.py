@@ -4,6 +4,8 @@
     mlxsft export --run runs/sft-20261129-0712 --format hf --out exports/sft-hf --dtype bfloat16
     mlxsft export --run runs/sft-20261129-0712 --format gguf --out exports/sft-gguf --gguf-type q8_0
     ollama create sft -f exports/sft-gguf/Modelfile
+    mlxsft export --run runs/sft-20261129-0712 --format peft --out exports/sft-peft       # adapters, not fused
+    mlxsft export --run runs/sft-20261129-0712 --format mlx-adapter --out exports/sft-mlx-adapter
 
 MLX and torch runs alike; ``--run`` may also be a run's ``best/``. Every export holds a model card (README.md);
 GGUF exports an Ollama ``Modelfile`` too. ``--out`` is written all at once: on any error it is left as it was.
@@ -21,7 +23,8 @@ from mlxsft.export.pipeline import DTYPES, FORMATS
 @click.option("--run", "-r", "run", required=True, type=click.Path(), metavar="RUN",
               help="Run folder (a run's best/ or an MLX checkpoints/step-… folder also works).")
 @click.option("--format", "-f", "fmt", required=True, type=click.Choice(FORMATS),
-              help="mlx: mlx-lm / LM Studio folder; hf: transformers folder; gguf: llama.cpp / Ollama file.")
+              help="mlx: mlx-lm / LM Studio folder; hf: transformers folder; gguf: llama.cpp / Ollama file; "
+                   "peft / mlx-adapter: the LoRA/DoRA adapters alone, not fused (PEFT / mlx-lm adapter_path).")
 @click.option("--out", "-o", required=True, type=click.Path(), metavar="DIR",
               help="Output folder; must be new or empty unless --overwrite (written atomically).")
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
@@ -41,7 +44,8 @@ from mlxsft.export.pipeline import DTYPES, FORMATS
 def export(run: str, fmt: str, out: str, dtype: str | None, quantize: str | None, group_size: str,
            gguf_type: str, model: str | None, name: str | None, overwrite: bool, trust_remote_code: bool) -> None:
     """Fuse a run's adapters into its base model and write it as an MLX, Hugging Face or GGUF model, with a
-    model card, the run's chat template and its end-of-turn stop tokens."""
+    model card, the run's chat template and its end-of-turn stop tokens; or (peft, mlx-adapter) write the
+    adapters alone, for PEFT or mlx-lm to load on top of the base."""
     from mlxsft.cli.ui.export import export_progress, print_export
     from mlxsft.export import ExportOptions, export_run
 

@@ -30,8 +30,9 @@ def print_export(result: "ExportResult") -> None:
     table.add_row("from", escape(f"{run.weights_dir} ({run.backend}, {run.method}) on {run.base_model}"))
     table.add_row("precision", escape(result.precision))
     stops = result.stops
-    eot = f"{stops.eot_text!r}" if stops.eot_text else "none"
-    table.add_row("stops", escape(f"end of turn {eot}, token ids {', '.join(map(str, stops.ids)) or 'none'}"))
+    if result.format not in ("peft", "mlx-adapter"):  # an adapter alone has no tokenizer: the base's stops apply
+        eot = f"{stops.eot_text!r}" if stops.eot_text else "none"
+        table.add_row("stops", escape(f"end of turn {eot}, token ids {', '.join(map(str, stops.ids)) or 'none'}"))
     table.add_row("files", escape(", ".join(result.files)))
     table.add_row("size", f"{result.size_bytes / 2**20:.1f} MiB")
     console.print(table)
@@ -46,5 +47,9 @@ def _try(result: "ExportResult") -> str:
         return f"mlx_lm.generate --model {out} --prompt 'Hello'"
     if result.format == "hf":
         return f"mlxsft chat --model {out}"
+    if result.format == "peft":
+        return f"PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), '{out}')"
+    if result.format == "mlx-adapter":
+        return f"mlx_lm.generate --model BASE --adapter-path {out} --prompt 'Hello'"
     gguf = next((f for f in result.files if f.endswith(".gguf")), "model.gguf")
     return f"ollama create {result.name.lower()} -f {out}/Modelfile   (or: llama-cli -m {out}/{gguf} -cnv)"

@@ -25,9 +25,10 @@ from typing import Any, Callable, Optional
 from mlxsft.errors import ConfigError, ModelError, RunError
 from mlxsft.runs.read import RunFolder
 from mlxsft.export.stops import Stops
+from mlxsft.export.adapter_format import ADAPTER_FORMATS
 
 Progress = Callable[[str, float], None]
-FORMATS = ("mlx", "hf", "gguf")
+FORMATS = ("mlx", "hf", "gguf") + ADAPTER_FORMATS  # peft / mlx-adapter: the adapters unfused (adapter_format.py)
 DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -68,6 +69,17 @@ def export_run(opts: ExportOptions, progress: Optional[Progress] = None) -> Expo
     run = RunFolder.open(opts.run, opts.model, purpose="export")
     out = Path(opts.out).expanduser().absolute()
     check_out(out, run, overwrite=opts.overwrite)
+    if opts.format in ADAPTER_FORMATS:  # the adapters as they are: no base to load, nothing to fuse
+        from mlxsft.export.adapter_format import adapter_warnings, check_adapter_run, write_adapter
+
+        check_adapter_run(run, opts.format)
+        result = ExportResult(out=out, format=opts.format, name=_safe_name(opts.name or run.name), run=run,
+                              stops=Stops(eos_id=None, eot_id=None, eot_text=""), precision="",
+                              warnings=adapter_warnings(run))
+        with staged_dir(out, overwrite=opts.overwrite) as tmp:
+            result.files, result.precision = write_adapter(run, tmp, opts.format, report)
+            result.size_bytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        return result
     if opts.format == "gguf":
         precheck_gguf(run)
 
@@ -121,6 +133,10 @@ def check_options(opts: ExportOptions) -> None:
         raise ConfigError(f"group size {opts.group_size} is not supported (use 32, 64 or 128)")
     from mlxsft.export.gguf_format import GGUF_TYPES
 
+    if opts.format in ADAPTER_FORMATS:
+        from mlxsft.export.adapter_format import check_adapter_options
+
+        check_adapter_options(opts)
     if opts.format == "gguf":
         if opts.dtype is not None:
             raise ConfigError("--dtype applies to --format mlx and hf; GGUF uses --gguf-type f16|q8_0|f32")
