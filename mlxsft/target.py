@@ -26,10 +26,13 @@ class Target:
 
     model: str
     run: Optional[RunFolder] = None
+    converted: Optional[Path] = None  # the run's adapters in the other backend's format (``--backend`` other)
 
     @property
     def adapter(self) -> Optional[Path]:
         """The folder with the tuned weights (the run, its best/, or a checkpoint), or None for the base alone."""
+        if self.converted is not None:
+            return self.converted
         return self.run.weights_dir if self.run else None
 
     @property
@@ -62,8 +65,9 @@ class Target:
 def resolve_target(model: Optional[str], adapter: Optional[str | Path], backend: Optional[str] = None) -> Target:
     """``--model`` / ``--adapter`` to a Target; without ``--model`` the run's base model is used.
 
-    ``backend``: the backend that will load it; a run trained on the other one is refused with a hint
-    (MLX adapters and PEFT adapters are different files; ``mlxsft export`` converts between them).
+    ``backend``: the backend that will load it. A LoRA/DoRA run trained on the other one is converted (mlx-lm
+    adapters <-> PEFT, ``mlxsft.export.adapter_format``) into a cache folder keyed by the adapter's content, so
+    an MLX run chats and evaluates on torch and the reverse; a full fine-tune is refused with a hint.
     """
     from mlxsft.config import ModelConfig
 
@@ -73,11 +77,38 @@ def resolve_target(model: Optional[str], adapter: Optional[str | Path], backend:
     if not folder.is_dir():
         raise RunError(f"{folder}: adapter folder not found")
     trained_on = run_backend(folder)
-    if backend is not None and backend != trained_on:
-        raise RunError(f"{folder}: this run was trained with --backend {trained_on}; it cannot be loaded with "
-                       f"--backend {backend}", hint=f"use --backend {trained_on} (or leave --backend out)")
     run = RunFolder.open(folder, model)
-    return Target(model=run.base_model, run=run)
+    target = Target(model=run.base_model, run=run)
+    if backend is not None and backend != trained_on:
+        if run.method == "full":
+            raise RunError(f"{folder}: this full fine-tuning run was trained with --backend {trained_on}; it cannot "
+                           f"be loaded with --backend {backend}",
+                           hint=f"use --backend {trained_on} (or leave --backend out), or `mlxsft export --format hf`")
+        target.converted = converted_adapter(run, backend)
+    return target
+
+
+def converted_adapter(run: RunFolder, backend: str) -> Path:
+    """The run's adapters as ``backend`` loads them, converted once into ``$MLXSFT_CACHE/adapters/<key>``."""
+    import hashlib
+
+    from mlxsft.export.adapter_format import write_adapter
+    from mlxsft.files import atomic_dir
+    from mlxsft.models.cache import cache_root
+
+    digest = hashlib.sha256(backend.encode())
+    for f in sorted(p for p in run.weights_dir.iterdir() if p.is_file() and p.name.startswith("adapter")):
+        digest.update(f.name.encode() + f.read_bytes())
+    folder = cache_root() / "adapters" / f"{run.weights_dir.name}-{digest.hexdigest()[:16]}-{backend}"
+    if not (folder / ".complete").is_file():
+        if folder.exists():  # an entry without its marker (from a crash): write it again
+            import shutil
+
+            shutil.rmtree(folder)
+        # exist_ok: a concurrent conversion that finished first wins; the two are the same bytes
+        with atomic_dir(folder, exist_ok=True, marker=".complete") as tmp:
+            write_adapter(run, tmp, "peft" if backend == "torch" else "mlx-adapter")
+    return folder
 
 
 def chat_template(target: Target, hf_tokenizer: Any) -> str:

@@ -78,8 +78,20 @@ def test_eval_questions_compare_on_a_torch_run(torch_runs, tmp_path):
     assert q["forgetting"]["prompts"] == 16 and q["forgetting"]["kl"] >= 0  # on the torch backend too
 
 
-def test_the_wrong_backend_for_a_run_is_one_line_with_a_hint(torch_runs):
-    proc = run_cli("eval", "--adapter", str(torch_runs["lora"]), "--data", str(torch_runs["data"]),
+def test_a_torch_lora_run_evaluates_on_mlx_with_the_same_loss_and_answers(torch_runs, tmp_path):
+    qs = tmp_path / "q.jsonl"
+    qs.write_text(json.dumps({"question": "What is 2+2?", "reference": "4"}) + "\n")
+    args = ["--adapter", str(torch_runs["lora"]), "--data", str(torch_runs["data"]), "--questions", str(qs),
+            "--max-tokens", "6"]
+    on_torch, on_mlx = eval_json([*args, "--backend", "torch"]), eval_json([*args, "--backend", "mlx"])
+    assert on_mlx["backend"] == "mlx" and on_torch["backend"] == "torch"
+    a, b = on_torch["data"]["results"]["tuned"], on_mlx["data"]["results"]["tuned"]
+    assert a["tokens"] == b["tokens"] and math.isclose(a["loss"], b["loss"], rel_tol=1e-4), (a, b)
+    assert on_mlx["questions"]["rows"][0]["answers"] == on_torch["questions"]["rows"][0]["answers"]
+
+
+def test_a_full_run_on_the_other_backend_is_one_line_with_a_hint(torch_runs):
+    proc = run_cli("eval", "--adapter", str(torch_runs["full"]), "--data", str(torch_runs["data"]),
                    "--backend", "mlx", timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "trained with --backend torch" in proc.stderr and "use --backend torch" in proc.stderr
@@ -115,3 +127,18 @@ def test_the_cli_skips_the_mlx_blas_preload_for_torch_runs(torch_runs, tmp_path)
     assert registry.backend_of(None, f"{run}/best") == "torch"
     assert registry.backend_of("mlx", run) == "mlx"  # an explicit choice wins
     assert registry.backend_of(None, str(tmp_path)) == "mlx"
+
+
+def test_an_mlx_run_evaluates_on_torch_through_a_converted_adapter(tiny_llama_dir, torch_runs, tmp_path):
+    from mlxsft.train import run_training
+    from mlxsft.target import resolve_target
+
+    run = tmp_path / "mlx-run"
+    run_training(make_cfg(tiny_llama_dir, torch_runs["data"], run, iters=3, learning_rate=3e-2))
+    args = ["--adapter", str(run), "--data", str(torch_runs["data"])]
+    on_mlx, on_torch = eval_json([*args, "--backend", "mlx"]), eval_json([*args, "--backend", "torch"])
+    a, b = on_mlx["data"]["results"]["tuned"], on_torch["data"]["results"]["tuned"]
+    assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4), (a, b)
+    converted = resolve_target(None, run, "torch").adapter
+    assert (converted / "adapter_model.safetensors").is_file() and (converted / ".complete").is_file()
+    assert resolve_target(None, run, "torch").adapter == converted  # converted once, then reused
