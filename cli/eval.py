@@ -24,7 +24,7 @@ mean loss and perplexity over a split, with the run's masks and max_seq_len, as 
                    "wins": int, "regressions": int, "unchanged": int},     # with --compare
         "learned": null | {"questions", "wins", "regressions", "unchanged", "right_before", "right_after": int,
                            "per_category": {category: {the same counts}}, "open_questions": int,
-                           "stop_rate": {model: float}},
+                           "stop_rate", "stop_rate_scored": {model: float}},
         "forgetting": null | {"kl": float, "tuned_nll": float, "base_nll": float,   # per token, nats
                               "prompts": int, "tokens": int},
         "rows": [{"question": str, "reference": str|null, "category": str|null, "answers": {model: str},

@@ -44,7 +44,8 @@ def learned_totals(report: Any, before: str = "base", after: str = "tuned") -> O
                     for c in categories}
     return {**_tally(scored, before, after), "per_category": per_category,
             "open_questions": len(report.rows) - len(scored),
-            "stop_rate": {m: report.stop_rate(m) for m in (before, after)}}
+            "stop_rate": {m: report.stop_rate(m) for m in (before, after)},
+            "stop_rate_scored": {m: report.stop_rate(m, scored_only=True) for m in (before, after)}}
 
 
 def regressions_first(report: Any, before: str = "base", after: str = "tuned") -> list[Any]:
@@ -96,9 +97,12 @@ def describe(totals: Optional[dict], forgetting: Optional[Forgetting]) -> str:
         net = totals["wins"] - totals["regressions"]
         parts.append(f"learned {net:+d} ({totals['wins']} wins, {totals['regressions']} regressions, "
                      f"{totals['unchanged']} unchanged of {totals['questions']})")
-        stops = totals.get("stop_rate") or {}
-        if all(v is not None for v in stops.values()) and stops:
-            parts.append("stopped at end of turn: " + ", ".join(f"{m} {v:.0%}" for m, v in stops.items()))
+        scored, every = totals.get("stop_rate_scored") or {}, totals.get("stop_rate") or {}
+        if scored and all(v is not None for v in scored.values()):
+            line = "stopped at end of turn: " + ", ".join(f"{m} {v:.0%}" for m, v in scored.items())
+            if totals.get("open_questions"):
+                line += " (with the open questions: " + ", ".join(f"{m} {v:.0%}" for m, v in every.items()) + ")"
+            parts.append(line)
     if forgetting is not None:
         parts.append(f"forgot KL {forgetting.kl:.3f} nats/token (NLL of the base's answers {forgetting.base_nll:.2f}"
                      f" -> {forgetting.tuned_nll:.2f}, {forgetting.prompts} general prompts)")

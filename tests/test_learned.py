@@ -52,6 +52,7 @@ def test_golden_totals(report):
     }
     # stop rates over all 8 answers: base stopped on 2, tuned on all
     assert t["stop_rate"] == {"base": pytest.approx(2 / 8), "tuned": 1.0}
+    assert t["stop_rate_scored"] == {"base": pytest.approx(2 / 7), "tuned": 1.0}
 
 
 def test_regressions_come_first_then_wins_then_unchanged_then_open(report):
@@ -76,3 +77,4 @@ def test_compare_json_keeps_answers_scores_and_finish_reasons(report):
     assert d["forgetting"] == {"kl": 0.125, "tuned_nll": 1.5, "base_nll": 1.25, "prompts": 2, "tokens": 40}
     line = describe(learned_totals(report), report.forgetting)
     assert "learned +2 (3 wins, 1 regressions, 3 unchanged of 7)" in line and "KL 0.125 nats/token" in line
+    assert "stopped at end of turn: base 29%, tuned 100% (with the open questions: base 25%, tuned 100%)" in line
