@@ -226,6 +226,33 @@ def compare_batched(answerers: dict[str, BatchAnswerFn], questions: list[Questio
     return CompareReport(rows=rows, models=list(answerers))
 
 
+def compare_models(backend: str, views: dict[str, Any], tokenizer: Any, questions: list[Question], *,
+                   template: str, template_kwargs: Optional[dict] = None, max_tokens: int = 128,
+                   general: Optional[list[list[dict]]] = None, progress: Optional[Callable[[int, int], None]] = None,
+                   on_forgetting: Optional[Callable[[int], None]] = None) -> CompareReport:
+    """Ask ``questions`` of each model view (batched, greedy) and, given ``general`` prompts and both a base and a
+    tuned view, measure the forgetting score: what ``mlxsft train``'s table and ``mlxsft eval`` both do."""
+    from functools import partial
+
+    from mlxsft.backends import registry
+    from mlxsft.backends.generation import hf_tokenizer, render_prompt
+    from mlxsft.learned import drift, measure_forgetting
+
+    gen = registry.part(backend, "generate")
+    kw = dict(template=template, template_kwargs=template_kwargs, max_tokens=max_tokens)
+    answerers = {name: partial(gen.generate_answers_batch, view.model, tokenizer, activate=view.activate, **kw)
+                 for name, view in views.items()}
+    report = compare_batched(answerers, questions, progress=progress)
+    if general and {"base", "tuned"} <= set(views):
+        if on_forgetting:
+            on_forgetting(len(general))
+        logprobs = registry.part(backend, "divergence").answer_logprobs
+        render = partial(render_prompt, hf_tokenizer(tokenizer), template=template, template_kwargs=template_kwargs)
+        report.forgetting = measure_forgetting(general, answerers["base"],
+                                               partial(drift, logprobs, views["base"], views["tuned"]), render)
+    return report
+
+
 # ----------------------------------------------------------------------------- validation loss
 @dataclass
 class LossResult:
@@ -303,7 +330,6 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalReport:
     """Load the model(s), answer the questions greedily and/or score the dataset's loss."""
     import dataclasses
-    from functools import partial
 
     from mlxsft.backends import registry
     from mlxsft.backends.generation import hf_tokenizer
@@ -323,9 +349,8 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
         questions, source = run_questions(target.run_config or Config(), limit=opts.limit)
         opts = dataclasses.replace(opts, questions=source)
     backend_name = opts.backend or target.backend or "mlx"
-    backend = registry.part(backend_name, "generate")
     tick("loading", 0, 1)
-    tokenizer, views = backend.load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
+    tokenizer, views = registry.part(backend_name, "generate").load_views(target.model, target.adapter, fine_tune_type=target.fine_tune_type,
                                           load_kwargs=target.load_kwargs)
     tick("loading", 1, 1)
     names = ["base", "tuned"] if opts.compare else (["tuned"] if target.adapter else ["base"])
@@ -335,22 +360,16 @@ def run_eval(opts: EvalOptions, progress: Optional[Progress] = None) -> EvalRepo
                         backend=backend_name)
 
     if questions is not None:
-        kw = dict(template=template, template_kwargs=target.template_kwargs, max_tokens=opts.max_tokens)
-        answerers = {n: partial(backend.generate_answers_batch, views[n].model, tokenizer, activate=views[n].activate,
-                                **kw) for n in names}
-        report.questions = compare_batched(answerers, questions, progress=lambda d, n: tick("questions", d, n))
+        general = load_general_prompts(opts.forgetting_prompts) if opts.compare and opts.forgetting else None
+        report.questions = compare_models(backend_name, {n: views[n] for n in names}, tokenizer, questions,
+                                         template=template, template_kwargs=target.template_kwargs,
+                                         max_tokens=opts.max_tokens, general=general,
+                                         progress=lambda d, n: tick("questions", d, n),
+                                         on_forgetting=lambda n: tick("forgetting", 0, 1))
+        if report.questions.forgetting is not None:
+            tick("forgetting", 1, 1)
         report.questions_file = str(opts.questions)
         report.questions.source = report.questions_file
-        if opts.compare and opts.forgetting:
-            from mlxsft.backends.generation import render_prompt
-            from mlxsft.learned import measure_forgetting
-
-            general = load_general_prompts(opts.forgetting_prompts)
-            tick("forgetting", 0, 1)
-            drift = partial(registry.part(backend_name, "divergence").drift, views["base"], views["tuned"])
-            render = partial(render_prompt, hf, template=template, template_kwargs=target.template_kwargs)
-            report.questions.forgetting = measure_forgetting(general, answerers["base"], drift, render)
-            tick("forgetting", 1, 1)
 
     if opts.data:
         from mlxsft.data import prepare_split

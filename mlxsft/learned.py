@@ -10,8 +10,8 @@ reference) are counted apart: they are read, not scored.
 The forgetting score measures how far the tuned model drifted from the base on general prompts outside the
 training data: the base model answers them greedily, and on those answer tokens the mean per-token
 KL(base || tuned) and the NLL the tuned model gives them are computed (the base's own NLL is the floor). No
-teacher and no network are needed, and it is 0 for a model against itself. The per-backend arithmetic is
-``drift`` in ``mlxsft/backends/<name>/divergence.py``.
+teacher and no network are needed, and it is 0 for a model against itself. ``drift`` does the arithmetic once;
+each backend only gives the log-probabilities at the answer positions (``backends/<name>/divergence.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,27 @@ from typing import Any, Callable, Optional
 Sequence = tuple[list[int], list[int]]  # (prompt ids, answer ids)
 DriftSums = tuple[float, float, float, int]  # (sum KL, sum tuned NLL, sum base NLL, answer tokens)
 DriftFn = Callable[[list[Sequence]], DriftSums]
+LogProbs = Callable[[Any, list[int], list[int]], Any]  # (view, prompt, answer) -> numpy (len(answer), vocab)
+
+
+def drift(logprobs: LogProbs, base: Any, tuned: Any, sequences: list[Sequence]) -> DriftSums:
+    """Sums over every answer token of KL(base || tuned) between the two next-token distributions and of
+    each model's NLL of the token (float64; ``measure_forgetting`` divides)."""
+    import numpy as np
+
+    kl = tuned_nll = base_nll = 0.0
+    n = 0
+    for prompt, answer in sequences:
+        if not prompt or not answer:
+            continue
+        lb = logprobs(base, prompt, answer).astype(np.float64)
+        lt = logprobs(tuned, prompt, answer).astype(np.float64)
+        rows = np.arange(len(answer))
+        kl += float((np.exp(lb) * (lb - lt)).sum())
+        tuned_nll -= float(lt[rows, answer].sum())
+        base_nll -= float(lb[rows, answer].sum())
+        n += len(answer)
+    return kl, tuned_nll, base_nll, n
 
 
 def _tally(rows: list[Any], before: str, after: str) -> dict[str, int]:
@@ -84,10 +105,6 @@ def measure_forgetting(prompts: list[list[dict]], base_answers: Callable[[list[l
 
         raise MlxsftError("the forgetting score has no tokens: the base model gave only empty answers")
     return Forgetting(kl=kl / n, tuned_nll=tuned_nll / n, base_nll=base_nll / n, prompts=len(sequences), tokens=n)
-
-
-def forgetting_from_json(data: Optional[dict]) -> Optional[Forgetting]:
-    return Forgetting(**data) if data else None
 
 
 def describe(totals: Optional[dict], forgetting: Optional[Forgetting]) -> str:

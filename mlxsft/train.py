@@ -229,30 +229,18 @@ def maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:
 def compare_base_and_tuned(cfg: Config, backend: Any, loaded: Any, template: str, emit: Callback) -> Any:
     """Ask the held-out questions of the base and the tuned model, and measure the forgetting score; returns a
     CompareReport, also written to compare.json."""
-    from functools import partial
-
-    from mlxsft.backends import registry
-    from mlxsft.backends.generation import render_prompt
-    from mlxsft.evaluate import compare_batched, load_general_prompts, run_questions
-    from mlxsft.learned import measure_forgetting
+    from mlxsft.evaluate import compare_models, load_general_prompts, run_questions
 
     t = cfg.train
     questions, source = run_questions(cfg, limit=t.compare_limit)
-    views = backend.compare_views(loaded)
-    gen = registry.part(backend.name, "generate")
-    kw = dict(template=template, template_kwargs=cfg.data.chat_template_kwargs, max_tokens=t.compare_max_tokens)
-    answerers = {name: partial(gen.generate_answers_batch, view.model, loaded.tokenizer, activate=view.activate, **kw)
-                 for name, view in views.items()}
-    general = load_general_prompts(t.forgetting_prompts) if t.forgetting else []
-    report = compare_batched(answerers, questions,
-                             progress=lambda d, n: emit("compare_progress", {"done": d, "total": n}))
-    if general:
-        emit("message", {"text": f"forgetting score: the base answers {len(general)} general prompts, then both "
-                                 f"models score those answers"})
-        drift = partial(registry.part(backend.name, "divergence").drift, views["base"], views["tuned"])
-        render = partial(render_prompt, loaded.hf_tokenizer, template=template,
-                         template_kwargs=cfg.data.chat_template_kwargs)
-        report.forgetting = measure_forgetting(general, answerers["base"], drift, render)
+    report = compare_models(backend.name, backend.compare_views(loaded), loaded.tokenizer, questions,
+                           template=template, template_kwargs=cfg.data.chat_template_kwargs,
+                           max_tokens=t.compare_max_tokens,
+                           general=load_general_prompts(t.forgetting_prompts) if t.forgetting else None,
+                           progress=lambda d, n: emit("compare_progress", {"done": d, "total": n}),
+                           on_forgetting=lambda n: emit("message", {"text": f"forgetting score: the base answers {n} "
+                                                                            "general prompts, then both models score "
+                                                                            "those answers"}))
     report.source = source
     atomic_write_json(Path(t.out) / "compare.json", report.to_dict())
     emit("compare", {"report": report})

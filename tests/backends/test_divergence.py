@@ -1,7 +1,8 @@
-"""The forgetting score's arithmetic on both backends: KL(base || tuned) and NLL per answer token.
+"""The forgetting score on both backends: KL(base || tuned) and NLL per answer token.
 
-On a tiny trained run: ``drift`` of the base against itself is 0, and against the tuned view it equals the same
-sums worked out in numpy (float64) from the two models' logits; ``measure_forgetting`` divides by the tokens.
+On a tiny trained run: ``drift`` (with the backend's ``answer_logprobs``) of the base against itself is 0, and
+against the tuned view it equals the same sums worked out in numpy (float64) from the two models' full logits;
+``measure_forgetting`` divides by the tokens.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlxsft.backends import registry
-from mlxsft.learned import measure_forgetting
+from mlxsft.learned import drift, measure_forgetting
 from mlxsft.train import run_training
 from tests.helpers import make_cfg
 
@@ -63,13 +64,14 @@ def numpy_drift(backend: str, base, tuned) -> tuple[float, float, float, int]:
 
 def test_a_model_has_not_drifted_from_itself(views):
     backend, v = views
-    kl, tuned_nll, base_nll, n = registry.part(backend, "divergence").drift(v["base"], v["base"], SEQUENCES)
+    kl, tuned_nll, base_nll, n = drift(registry.part(backend, "divergence").answer_logprobs, v["base"], v["base"],
+                                       SEQUENCES)
     assert n == 9 and abs(kl) < 1e-5 and tuned_nll == pytest.approx(base_nll, rel=1e-6)
 
 
 def test_drift_equals_a_numpy_computation(views):
     backend, v = views
-    got = registry.part(backend, "divergence").drift(v["base"], v["tuned"], SEQUENCES)
+    got = drift(registry.part(backend, "divergence").answer_logprobs, v["base"], v["tuned"], SEQUENCES)
     want = numpy_drift(backend, v["base"], v["tuned"])
     assert got[3] == want[3] == 9
     assert want[0] > 1e-4  # training moved the model, so the test can tell a wrong KL from 0
@@ -85,9 +87,10 @@ def test_measure_forgetting_divides_by_the_answer_tokens(views):
 
     prompts = [[{"role": "user", "content": str(i)}] for i in range(len(SEQUENCES))]
     rendered = {str(i): p for i, (p, _) in enumerate(SEQUENCES)}
-    drift = registry.part(backend, "divergence").drift
+    logprobs = registry.part(backend, "divergence").answer_logprobs
     f = measure_forgetting(prompts, lambda convs: [Scripted(a) for _, a in SEQUENCES],
-                           lambda seqs: drift(v["base"], v["tuned"], seqs), lambda msgs: rendered[msgs[-1]["content"]])
+                           lambda seqs: drift(logprobs, v["base"], v["tuned"], seqs),
+                           lambda msgs: rendered[msgs[-1]["content"]])
     kl, tn, bn, n = numpy_drift(backend, v["base"], v["tuned"])
     assert (f.prompts, f.tokens) == (3, 9)
     assert f.kl == pytest.approx(kl / n, rel=2e-4) and f.tuned_nll == pytest.approx(tn / n, rel=2e-4)

@@ -97,15 +97,10 @@ class MLXBackend:
                           world=self.world)
 
     def compare_views(self, loaded: Loaded) -> dict[str, Any]:
-        """The tuned model and its base for the before/after table and the forgetting score: for LoRA/DoRA the
-        same weights with the adapter layers swapped out (no second copy in memory), else a fresh load."""
+        """The tuned model and its base for the before/after table and the forgetting score."""
         from mlxsft.backends.generation import ModelView
-        from mlxsft.backends.mlx.generate import AdapterSwitch
+        from mlxsft.backends.mlx.generate import base_view
 
         loaded.model.eval()
-        switch = AdapterSwitch(loaded.model)
-        if self.cfg.lora.method != "full" and switch.can_switch:
-            base = ModelView("base", loaded.model, activate=switch.base)
-        else:
-            base = ModelView("base", loader=lambda: self._load()[0])
-        return {"base": base, "tuned": ModelView("tuned", loaded.model)}
+        return {"base": base_view(loaded.model, self.cfg.lora.method, lambda: self._load()[0].eval()),
+                "tuned": ModelView("tuned", loaded.model)}

@@ -86,18 +86,17 @@ def load_views(spec: str, adapter: Optional[Path] = None, *, fine_tune_type: str
 
     load_adapters(model, str(adapter))
     model.eval()
-    views = {"tuned": ModelView("tuned", model)}
-    switch = AdapterSwitch(model)
-    if fine_tune_type != "full" and switch.can_switch:
-        views["base"] = ModelView("base", model, activate=switch.base)
-    else:
-        def load_base() -> Any:
-            base, _, _ = load_mlx(spec, **kw)
-            base.eval()
-            return base
+    return tokenizer, {"tuned": ModelView("tuned", model),
+                       "base": base_view(model, fine_tune_type, lambda: load_mlx(spec, **kw)[0].eval())}
 
-        views["base"] = ModelView("base", loader=load_base)
-    return tokenizer, views
+
+def base_view(tuned: Any, fine_tune_type: str, load_base: Callable[[], Any]) -> ModelView:
+    """The base model next to a tuned one: for LoRA/DoRA the same weights with the adapter layers swapped out
+    (no second copy in memory), else ``load_base()`` on first use."""
+    switch = AdapterSwitch(tuned)
+    if fine_tune_type != "full" and switch.can_switch:
+        return ModelView("base", tuned, activate=switch.base)
+    return ModelView("base", loader=load_base)
 
 
 # ----------------------------------------------------------------------------- generation

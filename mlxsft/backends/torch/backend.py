@@ -102,14 +102,9 @@ class TorchBackend:
                             world=self.world)
 
     def compare_views(self, loaded: Loaded) -> dict[str, Any]:
-        """The tuned model and its base for the before/after table and the forgetting score: with a peft adapter
-        the same weights inside ``disable_adapter()`` (no second copy in memory), after full fine-tuning a fresh
-        load."""
+        """The tuned model and its base for the before/after table and the forgetting score."""
         from mlxsft.backends.generation import ModelView
+        from mlxsft.backends.torch.generate import base_view
 
         tuned = loaded.model.eval()
-        if hasattr(tuned, "disable_adapter"):
-            base = ModelView("base", tuned, activate=tuned.disable_adapter)
-        else:
-            base = ModelView("base", loader=lambda: self._load()[0].eval())
-        return {"base": base, "tuned": ModelView("tuned", tuned)}
+        return {"base": base_view(tuned, lambda: self._load()[0].eval()), "tuned": ModelView("tuned", tuned)}

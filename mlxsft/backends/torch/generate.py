@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
@@ -113,8 +113,15 @@ def load_views(spec: str, adapter: Optional[Path] = None, *, fine_tune_type: str
     from peft import PeftModel
 
     tuned = PeftModel.from_pretrained(model, str(folder), is_trainable=False).to(plan.device).eval()
-    base = ModelView("base", tuned, activate=tuned.disable_adapter)  # the same weights, adapter off
-    return tokenizer, {"tuned": ModelView("tuned", tuned), "base": base}
+    return tokenizer, {"tuned": ModelView("tuned", tuned), "base": base_view(tuned, lambda: None)}
+
+
+def base_view(tuned: Any, load_base: Callable[[], Any]) -> ModelView:
+    """The base model next to a tuned one: a PEFT model's own weights with the adapter off (no second copy in
+    memory), else ``load_base()`` on first use (after full fine-tuning)."""
+    if hasattr(tuned, "disable_adapter"):
+        return ModelView("base", tuned, activate=tuned.disable_adapter)
+    return ModelView("base", loader=load_base)
 
 
 # ----------------------------------------------------------------------------- generation
@@ -262,7 +269,6 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: 
 
 
 # ----------------------------------------------------------------------------- batched generation
-_ANSWER_FIELDS = {f.name for f in fields(Answer)}
 
 
 def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[dict]], template: str, *,
@@ -369,8 +375,4 @@ def _batch_answer(row: _Row, prompt: list[int], hf: Any, start: float, elapsed: 
     answer.text = answer.text.strip()
     answer.elapsed_s = elapsed
     answer.tokens_per_sec = total / elapsed if elapsed > 0 else 0.0
-    if "token_ids" in _ANSWER_FIELDS:  # the generated ids, the stop token left out
-        ids = turn.generated
-        stopped = turn.finish == "stop" and ids and ids[-1] in turn.stop.token_ids
-        answer.token_ids = list(ids[:-1] if stopped else ids)
     return answer
