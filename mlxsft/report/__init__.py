@@ -1,0 +1,1 @@
+"""Self-contained HTML pages for runs and curation reports (``mlxsft report``)."""
