@@ -25,6 +25,7 @@ COMMANDS = {
     "chat": "mlxsft.cli.chat:chat",
     "eval": "mlxsft.cli.eval:eval_command",
     "export": "mlxsft.cli.export:export",
+    "report": "mlxsft.cli.report:report",
 }
 
 

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -95,6 +95,17 @@ class CompareReport:
             "forgetting": self.forgetting.to_dict() if self.forgetting is not None else None,
             "rows": [r.__dict__ for r in self.rows],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CompareReport":
+        """``to_dict``'s output (``compare.json``) back as a report; the totals are recomputed from the rows."""
+        from mlxsft.learned import Forgetting
+
+        names = {f.name for f in fields(CompareRow)}
+        rows = [CompareRow(**{k: v for k, v in r.items() if k in names}) for r in d.get("rows") or []]
+        forgetting = d.get("forgetting")
+        return cls(rows=rows, models=list(d.get("models") or []), source=d.get("questions_from"),
+                   forgetting=Forgetting(**forgetting) if isinstance(forgetting, dict) else None)
 
 
 def bundled_questions_path() -> Path:

@@ -69,16 +69,25 @@ def learned_totals(report: Any, before: str = "base", after: str = "tuned") -> O
             "stop_rate_scored": {m: report.stop_rate(m, scored_only=True) for m in (before, after)}}
 
 
+OUTCOMES = ("regression", "win", "unchanged", "scored", "open")  # the reading order
+
+
+def outcome(row: Any, before: str = "base", after: str = "tuned") -> str:
+    """What SFT did to one question: ``regression``, ``win`` or ``unchanged``; ``open`` without a reference;
+    ``scored`` when the row lacks ``before`` or ``after`` (a report of one model)."""
+    if row.reference is None:
+        return "open"
+    if before not in row.verdicts or after not in row.verdicts:
+        return "scored"
+    was, now = row.verdicts[before] == "right", row.verdicts[after] == "right"
+    return "regression" if was and not now else "win" if now and not was else "unchanged"
+
+
 def regressions_first(report: Any, before: str = "base", after: str = "tuned") -> list[Any]:
     """Rows in the order a reader wants them: regressions, then wins, then unchanged scored rows, then the
     open questions; the file order inside each group."""
-    def rank(r: Any) -> int:
-        if r.reference is None or before not in r.verdicts or after not in r.verdicts:
-            return 3
-        was, now = r.verdicts[before] == "right", r.verdicts[after] == "right"
-        return 0 if was and not now else 1 if now and not was else 2
-
-    return sorted(report.rows, key=rank)
+    rank = {"regression": 0, "win": 1, "unchanged": 2, "scored": 3, "open": 3}
+    return sorted(report.rows, key=lambda r: rank[outcome(r, before, after)])
 
 
 # ----------------------------------------------------------------------------- forgetting

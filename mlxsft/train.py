@@ -23,6 +23,7 @@ from mlxsft.events import Event
 from mlxsft.files import atomic_write_json, atomic_write_text
 from mlxsft.runs import check_out_dir, claim_run_dir, default_run_dir, find_checkpoint, is_run_folder
 from mlxsft.runs.read import run_config
+from mlxsft.runs.setup import DATA_SUMMARY_FILE, SETUP_FILE, data_summary, setup_facts
 
 Callback = Callable[[Event, dict], None]
 
@@ -163,12 +164,16 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
             backend.write_run_files(run_dir, loaded)
         if world.is_main:  # new, unchanged or accepted: what the checkpoints from here on were trained on
             atomic_write_json(run_dir / INPUTS_FILE, inputs)
+            write_run_facts(run_dir, emit, {
+                SETUP_FILE: lambda: setup_facts(backend, plan, machine_gb, trainable, total, world.size),
+                DATA_SUMMARY_FILE: lambda: data_summary(train, valid, cfg, hf_tok.decode)})
         result = backend.trainer(loaded, run_dir).fit(train, valid, resume=resume)
         from mlxsft.plot import plot_loss
         from mlxsft.runs import MetricsLog
 
         if world.is_main:
             plot_loss(MetricsLog(run_dir / "metrics.jsonl").read(), run_dir / "loss.png")
+            write_run_report(run_dir, emit)  # finished or stopped by Ctrl-C: the page is there either way
         outcome = TrainOutcome(run_dir=run_dir, result=result, plan=plan, model=loaded.model)
         if cfg.train.compare and not result.interrupted and world.is_main:  # still under the lock: compare.json
             if world.sharded:  # generating on rank 0 alone would wait for the other ranks' shards forever
@@ -177,9 +182,30 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
             else:
                 try:
                     outcome.compare = compare_base_and_tuned(cfg, backend, loaded, template, emit)
+                    write_run_report(run_dir, emit)  # again, with the before/after questions
                 except KeyboardInterrupt:  # the run is finished and saved; only the table is missing
                     outcome.compare_stopped = True
     return outcome
+
+
+def write_run_facts(run_dir: Path, emit: Callback, facts: dict[str, Callable[[], dict]]) -> None:
+    """setup.json and data_summary.json for the report (``mlxsft/runs/setup.py``); a failure costs a line."""
+    for name, make in facts.items():
+        try:
+            atomic_write_json(run_dir / name, make())
+        except Exception as e:  # noqa: BLE001 - the report's facts are never worth a run
+            emit("message", {"text": f"{name} not written ({type(e).__name__}: {e}); the report will lack it"})
+
+
+def write_run_report(run_dir: Path, emit: Callback) -> None:
+    """report.html in the run folder (``mlxsft/report``); a failure is one line, never a failed or lost run."""
+    try:
+        from mlxsft.report import write_report
+
+        write_report([run_dir], run_dir / "report.html")
+    except Exception as e:  # noqa: BLE001 - the run is saved; the page is a view of it
+        emit("message", {"text": f"report.html not written ({type(e).__name__}: {e}); "
+                                 f"`mlxsft report {run_dir}` makes it"})
 
 
 INPUTS_FILE = "inputs.json"  # what the run trains on, pinned: a resume refuses other data or another model

@@ -14,11 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlxsft.cli.ui import console
-from mlxsft.learned import describe, learned_totals, regressions_first
+from mlxsft.learned import describe, learned_totals, outcome, regressions_first
 from mlxsft.scoring import LEGEND, MARKS
 
 _COLOR = {"right": "green", "partial": "yellow", "wrong": "red"}
-_GROUP = {(True, False): "regression", (False, True): "win"}
 
 
 def _short(text: str, n: int = 300) -> str:
@@ -26,11 +25,7 @@ def _short(text: str, n: int = 300) -> str:
 
 
 def _group(row: Any, models: list[str]) -> str:
-    if row.reference is None:
-        return "open"
-    if "base" in models and "tuned" in models:
-        return _GROUP.get((row.verdicts["base"] == "right", row.verdicts["tuned"] == "right"), "unchanged")
-    return "scored"
+    return outcome(row) if "base" in models and "tuned" in models or row.reference is None else "scored"
 
 
 def _cell(row: Any, model: str) -> str:

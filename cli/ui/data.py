@@ -15,6 +15,7 @@ from rich.text import Text
 from mlxsft.cli.ui import console
 from mlxsft.data.load import Validation
 from mlxsft.data.records import Conversation, Example
+from mlxsft.data.summary import token_spans
 
 CELL = 400  # characters of a message shown in the rows table
 
@@ -108,14 +109,12 @@ def _dropped(info: dict) -> str:
 def print_inspect(pieces: list[str], mask: list[int], *, row: int, source: str, max_seq_len: int, overlong: str,
                   total_rows: int) -> None:
     text = Text()
-    for i, (piece, m) in enumerate(zip(pieces, mask)):
-        if i == max_seq_len:
+    spans = token_spans(pieces, mask, max_seq_len)
+    for prev, span in zip([None, *spans], spans):
+        if span.cut and not (prev and prev.cut):  # where max_seq_len cuts the row
             text.append(f"\n✂ max_seq_len={max_seq_len}: the rest is cut\n", style="bold red")
-        shown = piece.replace("\n", "↵\n")
-        style = "bold green on grey23" if m else "grey50"
-        if i >= max_seq_len:
-            style += " strike"
-        text.append(shown, style=style)
+        style = "bold green on grey23" if span.supervised else "grey50"
+        text.append(span.text, style=style + (" strike" if span.cut else ""))
     supervised = sum(mask[:max_seq_len])
     console.print(f"[bold]row {row}[/] of {total_rows} ({source}): {len(pieces)} tokens, {supervised} supervised "
                   f"([bold green on grey23]like this[/]), the rest context ([grey50]like this[/])", soft_wrap=True)

@@ -273,6 +273,8 @@ class TrainView:
                     f"{_fmt(r.train_loss)}, {val}, peak memory {r.peak_memory_gb:.2f} GB")
         best = f"  (best: {outcome.run_dir}/best)" if r.best_step is not None else ""
         self._print(f"tuned weights: {outcome.run_dir}{best}")
+        if (outcome.run_dir / "report.html").is_file():
+            self._print(f"report: {outcome.run_dir / 'report.html'} (curves, data, answers; open it in a browser)")
         if outcome.compare_stopped:
             self._print(f"training is complete; the before/after table was stopped by Ctrl-C. It is made by: "
                         f"mlxsft eval --adapter {run} --compare")

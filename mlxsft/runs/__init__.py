@@ -4,13 +4,15 @@ A run folder holds everything a training run produces::
 
     runs/sft-20261129-0712/
       .mlxsft-run config.yaml chat_template.jinja base_model.txt inputs.json run_info.json (torch)
-      adapter_config.json adapters.safetensors  metrics.jsonl  loss.png  compare.json
+      adapter_config.json adapters.safetensors  metrics.jsonl  loss.png  compare.json  report.html
+      setup.json data_summary.json (what the report shows: memory plan, versions, the data as trained)
       best/  checkpoints/step-00000100/  checkpoints/latest  .lock (while a training holds it)
 
 - ``folder.py``: the marker, the checks before anything is deleted, the lock, leftovers of a kill
 - ``checkpoints.py``: atomic checkpoint folders and the ``latest`` pointer
 - ``metrics.py``: ``metrics.jsonl``
-- ``read.py``: ``RunFolder``, the one reader used by ``train --resume``, chat, eval and export
+- ``read.py``: ``RunFolder``, the one reader used by ``train --resume``, chat, eval, export and report
+- ``setup.py``: ``setup.json`` and ``data_summary.json``, written when training starts
 
 Atomic writes and disk checks live in ``mlxsft/files.py``. The names below are re-exported so callers
 import them from ``mlxsft.runs``.
