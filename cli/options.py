@@ -29,9 +29,11 @@ def config_options(exclude: tuple[str, ...] = ()) -> Callable:
                                   help=f"{help_text} [default: {default}]")(fn)
             else:
                 choices = f.metadata.get("choices")
-                ctype: Any = click.Choice(choices) if choices else None
+                many = base is list  # repeatable, each a comma list too; mlxsft.config checks list items' choices
+                ctype: Any = click.Choice(choices) if choices and not many else None
                 shown = default if default not in (None, [], {}) else None
-                fn = click.option(flag, name, type=ctype, default=None, metavar=None if choices else _metavar(base),
+                metavar = "|".join(choices) if choices and many else None if choices else _metavar(base)
+                fn = click.option(flag, name, type=ctype, default=None, multiple=many, metavar=metavar,
                                   help=help_text + (f" [default: {shown}]" if shown is not None else ""))(fn)
         return fn
 
@@ -45,4 +47,4 @@ def _metavar(base: Any) -> str:
 
 def overrides_from(kwargs: dict[str, Any]) -> dict[str, Any]:
     index = field_index()
-    return {k: v for k, v in kwargs.items() if k in index and v is not None}
+    return {k: v for k, v in kwargs.items() if k in index and v is not None and v != ()}  # (): a repeatable flag not given

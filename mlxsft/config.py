@@ -82,6 +82,7 @@ def one_of(*values: int) -> Range:
 QUANTIZE_BITS = (2, 3, 4, 5, 6, 8)  # what mx.quantize supports (affine mode) and models.convert accepts
 GROUP_SIZES = (32, 64, 128)
 SEED_MAX = 2**32 - 1  # the data order keeps 32 bits of the seed (numpy); mx.random.seed refuses negatives
+TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")  # --report-to; each is a module of mlxsft/trackers/
 
 
 def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, range: Range | None = None,
@@ -181,6 +182,8 @@ class TrainConfig:
     force: bool = _f(False, "Start even if the memory estimate exceeds the machine's memory.")
     skip_nonfinite: int = _f(0, "Skip up to N optimizer steps whose loss or gradients are NaN/inf "
                                 "(0 = stop at the first, keeping the last checkpoint).", range=at_least(0))
+    report_to: list = _f([], "Also log the metrics and the config to these experiment trackers (repeat the flag "
+                             "or give a comma list; their files go in the run folder).", TRACKERS)
 
 
 @dataclass
@@ -197,7 +200,7 @@ class Config:
     def hash(self, exclude: tuple[str, ...] = ("out", "iters", "epochs", "force", "compare", "eval_every",
                                               "save_every", "report_every", "early_stop", "device", "compare_limit",
                                               "compare_questions", "compare_max_tokens", "skip_nonfinite",
-                                              "fsdp", "forgetting", "forgetting_prompts")) -> str:
+                                              "fsdp", "forgetting", "forgetting_prompts", "report_to")) -> str:
         """A hash of what decides the trained weights (resume refuses a different job)."""
         flat = {k: v for k, v in flat_fields(self).items() if k not in exclude}
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -267,11 +270,7 @@ def coerce(name: str, value: Any, where: str = "") -> Any:
         elif base is str:
             value = str(value)
         elif base is list:
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
-                raise ValueError(value)
-            value = list(value)
+            value = _list_items(value)
         elif base is dict:
             if isinstance(value, str):
                 value = _parse_mapping(value)
@@ -280,7 +279,10 @@ def coerce(name: str, value: Any, where: str = "") -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"{where}{name}: expected {getattr(base, '__name__', base)}, got {value!r}") from None
     choices = f.metadata.get("choices")
-    if choices and value not in choices:
+    for item in value if base is list else ():  # a list field's choices are those of each item
+        if choices and item not in choices:
+            raise ConfigError(f"{where}{name}: {item!r} is not one of {', '.join(choices)}")
+    if choices and base is not list and value not in choices:
         hint = "QLoRA is LoRA on a quantized base: --method lora --quantize 4" if (name, value) == ("method", "qlora") \
             else None
         raise ConfigError(f"{where}{name}: {value!r} is not one of {', '.join(choices)}", hint=hint)
@@ -294,6 +296,17 @@ def check_range(name: str, value: Any, where: str = "") -> None:
     if allowed is not None and value is not None and value not in allowed:
         number = "a finite number " if isinstance(value, float) else ""
         raise ConfigError(f"{where}{name}: must be {number}{allowed}, got {value!r}")
+
+
+def _list_items(value: Any) -> list:
+    """A list field's items from a comma list, a repeated flag (click gives a tuple), both, or a YAML list."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(value)
+    out = []
+    for item in items:
+        out += [p.strip() for p in item.split(",") if p.strip()] if isinstance(item, str) else [item]
+    return out
 
 
 def _parse_mapping(text: str) -> dict:

@@ -88,6 +88,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
     from mlxsft.backends import registry
     from mlxsft.data import prepare_split, resolve_chat_template
     from mlxsft.distributed import launch_rank
+    from mlxsft.trackers import check_trackers
 
     emit = callback or (lambda e, p: None)
     keep = input_paths(cfg, config_file)
@@ -97,6 +98,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
         emit("message", {"text": f"{run_dir} has no checkpoint yet: starting it from step 0 with its config.yaml"})
         resume, overwrite = False, True
     check_inputs(cfg)  # before any model is loaded: a wrong path costs no wait
+    check_trackers(cfg.train.report_to)  # and neither does a --report-to tracker that is not installed
     if not plan_only and launch_rank() == 0:
         check_out_dir(run_dir, resume=resume, overwrite=overwrite, keep=keep)
     backend = registry.get_backend(cfg.train.backend, cfg, emit)

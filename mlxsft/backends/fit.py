@@ -8,7 +8,8 @@ The loop owns the cadence: data order, skipping steps with no supervised token, 
 the first Ctrl-C (checkpoint and stop) and the result. An engine owns only what differs between
 frameworks: building the optimizer and resuming it (``begin``), the forward/backward passes of one
 step (``accumulate``), the update (``apply``), the learning rate, validation, writing checkpoints and
-``best/``, and peak memory. A new per-step metric is a change to ``fit`` alone.
+``best/``, and peak memory. A new per-step metric is a change to ``fit`` alone (``--report-to``'s trackers
+get every ``metrics.jsonl`` record, ``mlxsft/trackers/``).
 
 Loss: the mean NLL over every supervised token of an optimizer step. Each micro-batch contributes
 ``sum_nll / N`` with N the step's supervised tokens (known up front from the masks), so accumulation
@@ -32,6 +33,7 @@ from mlxsft.data.batching import Batch
 from mlxsft.distributed import NoMetrics, World
 from mlxsft.events import Event
 from mlxsft.runs import MetricsLog
+from mlxsft.trackers import open_trackers
 
 Callback = Callable[[Event, dict], None]
 
@@ -89,18 +91,20 @@ def fit(engine: Engine, train: Any, valid: Any = None, resume: bool = False) -> 
     batches = MicroBatches(train.examples, cfg, engine.pad_id)
     n_micro, total = batches.per_epoch, batches.total_steps()
     st = engine.begin(total, resume)
-    metrics = (MetricsLog(engine.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None)
-               if world.is_main else NoMetrics())
-    callback("start", {"total_steps": total, "step": st.step, "micro_batches_per_epoch": n_micro,
-                       "rows": len(train.examples), "resumed": resume})
+    # --report-to: rank 0's trackers get each metrics.jsonl record, and are closed as the loop ends, however it ends
+    with open_trackers(cfg, engine.run_dir, world, resume=resume, start_step=st.step, emit=callback) as trackers, \
+            Interrupt(world.signal_relay_s) as stop:
+        metrics = (MetricsLog(engine.run_dir / "metrics.jsonl", truncate_after_step=st.step if resume else None,
+                              also=trackers) if world.is_main else NoMetrics())
+        callback("start", {"total_steps": total, "step": st.step, "micro_batches_per_epoch": n_micro,
+                           "rows": len(train.examples), "resumed": resume})
 
-    interrupted = stopped_early = False
-    saved_step = st.step if resume else -1  # the step the newest checkpoint holds
-    window_tokens, window_start = 0, time.perf_counter()
-    losses: list[float] = []
-    started = time.perf_counter() - st.elapsed_s
-    guard = NonFiniteGuard(t.skip_nonfinite, engine.run_dir, callback)
-    with Interrupt(world.signal_relay_s) as stop:
+        interrupted = stopped_early = False
+        saved_step = st.step if resume else -1  # the step the newest checkpoint holds
+        window_tokens, window_start = 0, time.perf_counter()
+        losses: list[float] = []
+        started = time.perf_counter() - st.elapsed_s
+        guard = NonFiniteGuard(t.skip_nonfinite, engine.run_dir, callback)
         while st.step < total and not stop.agreed(world):
             micro = batches.step(st, world.size)
             n_sup = sum(int(b.loss_mask[:, 1:].sum()) for b in micro)

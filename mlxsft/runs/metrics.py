@@ -1,7 +1,7 @@
 """``metrics.jsonl``: one JSON line per report or evaluation, flushed as it is written.
 
     log = MetricsLog(run_dir / "metrics.jsonl", truncate_after_step=resumed_step)
-    log.write({"step": 5, "train_loss": 1.2})
+    log.write({"step": 5, "train_loss": 1.2})   # also=trackers: each record goes on to them too
     log.read()                              # [{...}, ...]
 """
 
@@ -20,8 +20,9 @@ class MetricsLog:
     FIELDS = ("step", "epoch", "train_loss", "val_loss", "learning_rate", "grad_norm", "tokens_per_sec",
               "trained_tokens", "peak_memory_gb", "elapsed_s")
 
-    def __init__(self, path: Path, truncate_after_step: int | None = None):
+    def __init__(self, path: Path, truncate_after_step: int | None = None, also: Any = None):
         self.path = Path(path)
+        self.also = also  # more sinks of each record (mlxsft.trackers.Trackers: --report-to), or None
         if truncate_after_step is not None and self.path.exists():
             # On resume, drop lines logged after the checkpoint we continue from.
             keep = [ln for ln in self.path.read_text().splitlines()
@@ -40,6 +41,8 @@ class MetricsLog:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise disk_full(self.path, len(line), e) from None
             raise
+        if self.also is not None:
+            self.also.write(row)
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
