@@ -34,10 +34,10 @@ def _filter(view: CurationView) -> str:
     bars = [(STEP_LABELS.get(step, step), n) for step, n in removed.items()]
     chart = bar_chart(f"removed-{view.ident}", bars, x_label="rows removed (a row leaves at the first step it fails)",
                       run=view.ident, color=PALETTE[3], fmt=lambda v: fmt_num(v) if v != int(v) else f"{int(v):,}")
-    remaining, left = [], r["rows_in"]
+    remaining, left = [("input", r["rows_in"])], r["rows_in"]
     for step, n in removed.items():
         left -= n
-        remaining.append((f"after {STEP_LABELS.get(step, step)}", left))
+        remaining.append((STEP_LABELS.get(step, step), left))
     funnel = bar_chart(f"remaining-{view.ident}", remaining, x_label="rows left after each step", run=view.ident,
                        color=PALETTE[0], fmt=lambda v: f"{int(v):,}")
     settings = r.get("settings") or {}
@@ -59,7 +59,9 @@ def _best_of_k(view: CurationView) -> str:
                   ("tokens", f"{r.get('tokens', 0):,}", f"{r.get('elapsed_s', 0):.0f} s")])
     charts = []
     for key, title in (("best_scores", "Best score per prompt"), ("candidate_scores", "Every candidate's score")):
-        charts.append(f"<figure><h3>{esc(title)}</h3>{_scores(view, key, r.get(key) or {}, r.get('threshold'))}</figure>")
+        unit = "prompts" if key == "best_scores" else "candidates"
+        charts.append(f"<figure><h3>{esc(title)}</h3>{_scores(view, key, r.get(key) or {}, r.get('threshold'), unit)}"
+                      f"</figure>")
     body = head + f'<div class="grid2">{"".join(charts)}</div>'
     facts = [("model", r.get("model")), ("scorer", r.get("scorer")), ("kept rows", r.get("out")),
              ("rejected rows", r.get("rejected_file")), ("resumed prompts", r.get("resumed")),
@@ -69,13 +71,21 @@ def _best_of_k(view: CurationView) -> str:
                    note=f"{r.get('model')} scored by {r.get('scorer')}")
 
 
-def _scores(view: CurationView, key: str, summary: dict[str, Any], threshold: Any) -> str:
+def _scores(view: CurationView, key: str, summary: dict[str, Any], threshold: Any, unit: str) -> str:
+    """A histogram of scores; a bar per value when there are few (``stats.summarize``: low == high)."""
     bins = [tuple(b) for b in summary.get("histogram") or []]
     if not bins:
         return missing(f"no {key.replace('_', ' ')} ({summary.get('missing', 0)} missing)")
-    markers = [(float(threshold), f"threshold {threshold:g}")] if threshold is not None else []
-    chart = histogram_chart(f"{key}-{view.ident}", bins, x_label="score", y_label="count", run=view.ident,
-                            color=PALETTE[2] if key == "best_scores" else PALETTE[0], markers=markers)
+    colour = PALETTE[2] if key == "best_scores" else PALETTE[0]
+    if all(lo == hi for lo, hi, _ in bins):
+        kept = (lambda v: threshold is not None and v >= threshold)
+        bars = [(f"score {lo:g}" + (" (≥ threshold)" if kept(lo) else ""), n) for lo, _, n in bins]
+        chart = bar_chart(f"{key}-{view.ident}", bars, x_label=unit, run=view.ident, color=colour,
+                          fmt=lambda v: f"{v:g}")
+    else:
+        markers = [(float(threshold), f"threshold {threshold:g}")] if threshold is not None else []
+        chart = histogram_chart(f"{key}-{view.ident}", bins, x_label="score", y_label=unit, run=view.ident,
+                                color=colour, markers=markers)
     stats = " · ".join(f"{k} {summary[k]:.3g}" for k in ("min", "p25", "median", "mean", "p75", "max")
                        if summary.get(k) is not None)
     extra = f" · {summary['missing']} without a score" if summary.get("missing") else ""

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from mlxsft.report.html import esc, section
 from mlxsft.report.sources import RunView
-from mlxsft.report.svg import PALETTE, Axis, Series, fmt_num, line_chart
+from mlxsft.report.svg import MAX_BUCKETS, PALETTE, SMOOTH_FROM, Axis, Series, fmt_num, line_chart
 
 LOSS = "loss (nats/token)"
 
@@ -29,16 +29,17 @@ class Curve:
     y_label: str
     zero: bool = False
     validation: bool = False  # also draw val_loss
+    smooth: bool = False  # noisy per step: a long run shows its moving average over the faint raw curve
 
 
 CURVES = (
-    Curve("loss-step", "Loss against steps", "step", "step", "train_loss", LOSS, validation=True),
+    Curve("loss-step", "Loss against steps", "step", "step", "train_loss", LOSS, validation=True, smooth=True),
     Curve("loss-tokens", "Loss against tokens", "trained_tokens", "trained tokens", "train_loss", LOSS,
-          validation=True),
+          validation=True, smooth=True),
     Curve("learning-rate", "Learning rate", "step", "step", "learning_rate", "learning rate", zero=True),
     Curve("grad-norm", "Gradient norm", "step", "step", "grad_norm", "gradient L2 norm (before clipping)",
-          zero=True),
-    Curve("throughput", "Throughput", "step", "step", "tokens_per_sec", "tokens / s", zero=True),
+          zero=True, smooth=True),
+    Curve("throughput", "Throughput", "step", "step", "tokens_per_sec", "tokens / s", zero=True, smooth=True),
     Curve("memory", "Peak memory", "step", "step", "peak_memory_gb", "peak memory (GB)", zero=True),
 )
 
@@ -53,7 +54,8 @@ def _series(curve: Curve, runs: list[RunView]) -> list[Series]:
     hover = "{label}, " + curve.x_label + " {x}: {y}"
     for run in runs:
         name = "train" if single else f"{run.label} train"
-        out.append(Series(run.ident, name, _points(run.train_rows, curve.x_key, curve.y_key), run.color, hover=hover))
+        out.append(Series(run.ident, name, _points(run.train_rows, curve.x_key, curve.y_key), run.color, hover=hover,
+                          smooth=curve.smooth))
         if curve.validation:
             name = "validation" if single else f"{run.label} validation"
             colour = PALETTE[1] if single else run.color
@@ -121,6 +123,9 @@ def _note(runs: list[RunView]) -> Optional[str]:
     window = f"train loss is the mean over each report window ({steps} step{'s' * (steps != '1')})" \
         if every else "train loss is the mean over each report window"
     longest = max((len(r.train_rows) for r in runs), default=0)
-    thinned = f"; {fmt_num(longest)} points per curve are thinned to the lowest and highest of each bucket" \
-        if longest > 800 else ""
+    thinned = ""
+    if longest > SMOOTH_FROM:
+        thinned = "; noisy curves are drawn faint under their moving average"
+    if longest > 2 * MAX_BUCKETS + 2:
+        thinned += f" ({fmt_num(longest)} points each, thinned to the lowest and highest of {MAX_BUCKETS} buckets)"
     return window + "; validation loss is measured on the held-out split" + thinned

@@ -7,7 +7,8 @@
 Plain strings, no library: the page must open offline, and a hand-written SVG is a few hundred bytes per chart.
 Every drawn mark carries ``class="mark"`` and the ``data-run`` of the series it belongs to, so the browser test
 can check that each chart drew something for every run. Text is escaped here; callers pass plain strings.
-Long series are thinned with ``downsample.min_max_buckets`` (spikes stay).
+Long series are thinned with ``downsample.min_max_buckets`` (spikes stay) and drawn faint under their moving
+average (``smooth``), so a noisy 10,000-step loss shows both its trend and its spikes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ WIDTH, HEIGHT = 560, 270
 LEFT, RIGHT, TOP, BOTTOM = 62, 24, 12, 42
 MAX_BUCKETS = 400  # per series: at most ~800 points, plenty for a chart this wide
 MAX_MARKERS = 80  # more points than this: a line without dots
+SMOOTH_FROM = 300  # more points than this: a faint raw curve with its moving average over it
 
 Point = tuple[float, float]
 
@@ -38,6 +40,7 @@ class Series:
     dashed: bool = False
     markers: bool = False  # dots at each point (validation: few points, each one a measurement)
     hover: str = "{x}: {y}"  # the tooltip of a dot
+    smooth: bool = False  # a noisy measurement: past SMOOTH_FROM points, draw its moving average over it
 
 
 @dataclass
@@ -145,10 +148,16 @@ def line_chart(chart_id: str, series: list[Series], *, x: Axis, y: Axis,
     for s in drawn:
         pts = min_max_buckets(sorted(s.points), MAX_BUCKETS)
         coords = [(sx(px), sy(py)) for px, py in pts]
-        d = "M" + " L".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        out.append(f'<path class="mark series" data-run="{esc(s.run)}" d="{d}" stroke="{s.color}"{dash}>'
-                   f'<title>{esc(s.label)}</title></path>')
+        noisy = s.smooth and len(s.points) > SMOOTH_FROM
+        faint = ' stroke-opacity="0.28" stroke-width="1"' if noisy else ""
+        out.append(f'<path class="mark series" data-run="{esc(s.run)}" d="{_path(coords)}" stroke="{s.color}"'
+                   f'{dash}{faint}><title>{esc(s.label)}</title></path>')
+        if noisy:  # the raw curve stays, faint (spikes and all); its trend is drawn over it
+            trend = min_max_buckets(smooth(sorted(s.points)), MAX_BUCKETS // 2)
+            out.append(f'<path class="mark series trend" data-run="{esc(s.run)}" '
+                       f'd="{_path([(sx(px), sy(py)) for px, py in trend])}" stroke="{s.color}"{dash}>'
+                       f'<title>{esc(s.label)} (smoothed)</title></path>')
         if s.markers or len(pts) == 1:
             if len(pts) <= MAX_MARKERS:
                 for (px, py), (cx, cy) in zip(pts, coords):
@@ -157,6 +166,24 @@ def line_chart(chart_id: str, series: list[Series], *, x: Axis, y: Axis,
                                f'r="3.5" fill="{s.color}"><title>{esc(tip)}</title></circle>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _path(coords: list[Point]) -> str:
+    return "M" + " L".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
+
+
+def smooth(points: list[Point], span: Optional[float] = None) -> list[Point]:
+    """An exponential moving average (debiased, as TensorBoard draws it) over about ``span`` points
+    (default: a fiftieth of the curve), so a noisy long run shows its trend."""
+    span = span or max(len(points) / 50, 2.0)
+    alpha = 2.0 / (span + 1.0)
+    avg = weight = 0.0
+    out = []
+    for x_, y_ in points:
+        avg = (1 - alpha) * avg + alpha * y_
+        weight = (1 - alpha) * weight + alpha
+        out.append((x_, avg / weight))
+    return out
 
 
 def _open(chart_id: str, runs: str) -> str:
@@ -222,7 +249,7 @@ def bar_chart(chart_id: str, bars: Sequence[tuple[str, float]], *, x_label: str,
     """Horizontal bars, one per (label, value), labels on the left and values at the bars' ends."""
     if not bars:
         return '<div class="chart-empty">no data</div>'
-    row_h, left = 26, 150
+    row_h, left = 26, 170
     height = TOP + row_h * len(bars) + BOTTOM
     ticks = nice_ticks(0, max(v for _, v in bars) or 1)
     sx = Scale(0, ticks[-1], left, WIDTH - RIGHT - 40)

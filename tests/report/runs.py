@@ -117,8 +117,8 @@ def filter_report(path: Path) -> Path:
     return path
 
 
-def best_of_k_report(path: Path) -> Path:
-    best, every = [1.0, 1.0, 0.5, 0.0, 1.0], [1.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0]
+def best_of_k_report(path: Path, best: list[float] = (1.0, 1.0, 0.5, 0.0, 1.0)) -> Path:
+    every = [1.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0]
     path.write_text(json.dumps({"out": "best.jsonl", "rejected_file": "best.rejected.jsonl", "model": "tiny",
                                 "scorer": "reference", "k": 2, "threshold": 1.0, "prompts": 5, "accepted": 3,
                                 "rejected": 2, "acceptance_rate": 0.6, "resumed": 0, "failed": 0, "duplicates": 0,

@@ -11,7 +11,7 @@ import pytest
 from mlxsft.errors import RunError
 from mlxsft.report import build_page, default_out, write_report
 from mlxsft.report.downsample import min_max_buckets
-from mlxsft.report.svg import MAX_BUCKETS, log_ticks, nice_ticks
+from mlxsft.report.svg import MAX_BUCKETS, log_ticks, nice_ticks, smooth
 from tests.helpers import run_cli
 from tests.report.runs import COUNTS, HOSTILE, QUESTIONS, best_of_k_report, fake_run, filter_report
 
@@ -52,6 +52,14 @@ def test_a_long_run_is_thinned_and_stays_under_2_mb(tmp_path):
     assert len(paths) == 8  # 6 charts, two with validation
     points = [d.count("L") + 1 for d in paths]
     assert max(points) <= 2 * MAX_BUCKETS + 2 and points[0] > MAX_BUCKETS  # thinned, not flattened
+    trends = re.findall(r'<path class="mark series trend" data-run="r0"', html)
+    assert len(trends) == 4  # both losses, grad norm, throughput: noisy; not the learning rate or memory
+
+
+def test_the_moving_average_is_debiased_and_follows_the_data():
+    assert [y for _, y in smooth([(0, 5.0), (1, 5.0), (2, 5.0)], span=10)] == pytest.approx([5.0, 5.0, 5.0])
+    ramp = smooth([(float(i), float(i)) for i in range(1000)], span=20)
+    assert ramp[0] == (0.0, 0.0) and 985 < ramp[-1][1] < 990  # lags a ramp by about half the span
 
 
 def test_thinning_keeps_spikes_and_ends():
@@ -99,8 +107,11 @@ def test_curation_reports_are_pages(tmp_path):
     left = re.search(r'data-chart="remaining-c0".*?</svg>', html, re.S).group(0)
     assert re.findall(r'class="bar-value"[^>]*>([\d,]+)<', left)[-1] == "640"
     best = re.search(r'data-chart="best_scores-c1".*?</svg>', html, re.S).group(0)
-    assert best.count('class="mark bar"') == 3  # scores 0, 0.5 and 1
-    assert "threshold 1" in best and "60.0% acceptance" in html
+    assert re.findall(r'class="bar-label"[^>]*>([^<]+)<', best) == ["score 0", "score 0.5", "score 1 (≥ threshold)"]
+    assert re.findall(r'class="bar-value"[^>]*>([^<]+)<', best) == ["1", "1", "3"]
+    assert "60.0% acceptance" in html
+    spread = build_page([best_of_k_report(tmp_path / "judge.json", best=[i / 20 for i in range(20)])])
+    assert 'data-chart="best_scores-c0"' in spread and spread.count('class="mark bar"') >= 10  # binned
     assert HOSTILE not in html
 
 
