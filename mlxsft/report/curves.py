@@ -9,6 +9,7 @@ lacks instead of drawing nothing silently.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -45,7 +46,10 @@ CURVES = (
 
 
 def _points(rows: list[dict[str, Any]], x: str, y: str) -> list[tuple[float, float]]:
-    return [(float(r[x]), float(r[y])) for r in rows if r.get(x) is not None and r.get(y) is not None]
+    """(x, y) of the rows that have both, finite (a skipped non-finite step logs NaN)."""
+    pts = [(r.get(x), r.get(y)) for r in rows]
+    return [(float(a), float(b)) for a, b in pts if isinstance(a, (int, float)) and isinstance(b, (int, float))
+            and math.isfinite(a) and math.isfinite(b)]
 
 
 def _series(curve: Curve, runs: list[RunView]) -> list[Series]:

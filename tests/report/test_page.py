@@ -80,6 +80,19 @@ def test_ticks_are_round_and_cover_the_data():
     assert log_ticks(1.05, 15.4) == [2, 5, 10]
 
 
+def test_non_finite_and_missing_values_are_left_out(tmp_path):
+    run = fake_run(tmp_path / "run", steps=20)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows[3]["train_loss"], rows[4]["grad_norm"] = float("nan"), float("inf")
+    for r in rows:
+        r.pop("tokens_per_sec", None)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 21, "train_lo')
+    html = build_page([run])
+    assert "no tokens_per_sec in metrics.jsonl" in html and "NaN" not in html
+    loss = re.search(r'data-chart="loss-step".*?d="([^"]+)"', html, re.S).group(1)
+    assert loss.count("L") + 1 == 19  # 20 steps, one NaN left out (and the line a kill cut)
+
+
 def test_an_old_run_folder_says_what_it_lacks(tmp_path):
     run = fake_run(tmp_path / "old", facts=False, compare=False, weights=False)
     html = build_page([run])
