@@ -70,3 +70,20 @@ def test_a_failing_report_never_fails_the_run(tiny_llama_dir, data_dir, tmp_path
     assert not (run / "report.html").exists()
     failed = [m for m in _messages(events) if "report.html not written" in m]
     assert failed == [f"report.html not written (ValueError: disk says no); `mlxsft report {run}` makes it"]
+
+
+def test_the_summary_names_the_page(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from mlxsft.cli.ui.train import TrainView
+    from mlxsft.config import load_config
+
+    result = SimpleNamespace(steps=4, total_steps=4, elapsed_s=1.0, tokens_per_sec=100.0, train_loss=1.5,
+                             val_loss=None, best_val_loss=None, best_step=None, peak_memory_gb=0.1, interrupted=False,
+                             stopped_early=False)
+    outcome = SimpleNamespace(planned_only=False, run_dir=tmp_path, result=result, compare_stopped=False)
+    TrainView(load_config(None, {})).finish(outcome)
+    assert "report:" not in capsys.readouterr().out  # no page, no line
+    (tmp_path / "report.html").write_text("<html></html>")
+    TrainView(load_config(None, {})).finish(outcome)
+    assert f"report: {tmp_path / 'report.html'}" in capsys.readouterr().out
