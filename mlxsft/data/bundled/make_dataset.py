@@ -84,8 +84,9 @@ def short_conversations() -> list[list[dict]]:
     return [c for c in CONVERSATIONS if all(len(m["content"]) <= SHORT_ANSWER for m in c if m["role"] == "assistant")]
 
 
-def build() -> dict[str, list[dict]]:
-    rng = random.Random(SEED)
+def draw_task_rows(rng: random.Random) -> tuple[Sampler, list[dict], list[dict], list[dict]]:
+    """The eval, valid and train task rows in draw order, and the sampler that drew them: it remembers every
+    instance and question used, so what it draws next (``mlxsft.experiments.pool``) is none of them."""
     # No task question may be a hand-written, open or general prompt (e.g. "What is the capital of Japan?").
     asked = {m["content"] for c in CONVERSATIONS for m in c if m["role"] == "user"}
     sampler = Sampler(rng, taken=asked | set(OPEN_QUESTIONS) | set(GENERAL_PROMPTS))
@@ -93,6 +94,12 @@ def build() -> dict[str, list[dict]]:
     evaluation = eval_rows(sampler)
     valid = verifiable_rows(sampler, VALID_PER_TASK)
     train = verifiable_rows(sampler, TRAIN_PER_TASK)
+    return sampler, evaluation, valid, train
+
+
+def build() -> dict[str, list[dict]]:
+    rng = random.Random(SEED)
+    _, evaluation, valid, train = draw_task_rows(rng)
     for i, messages in enumerate(short_conversations()):
         (valid if i % VALID_EVERY == VALID_EVERY // 2 else train).append({"messages": messages})
     for rows in (train, valid, evaluation):
