@@ -26,6 +26,7 @@ COMMANDS = {
     "eval": "mlxsft.cli.eval:eval_command",
     "export": "mlxsft.cli.export:export",
     "report": "mlxsft.cli.report:report",
+    "experiment": "mlxsft.cli.experiment:experiment",
 }
 
 

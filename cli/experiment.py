@@ -1,0 +1,143 @@
+"""``mlxsft experiment``: the claims SFT practice rests on, measured on this machine (``mlxsft.experiments``).
+
+    mlxsft experiment curation                                  # curated N vs N random rows vs the whole pool
+    mlxsft experiment curation --steps 20 --seeds 5 --out runs/experiments/curation-20
+    mlxsft experiment curation --set learning_rate=2e-3         # any config field, for every arm
+
+Each writes OUT/results.json, OUT/table.md and OUT/*.png, and prints the table. Arms already measured in OUT
+(same config, data and questions) are read back, so running the same command again after Ctrl-C continues.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+SETTINGS = {"max_content_width": 110}
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``3`` -> seeds 0, 1, 2; ``0,4,7`` -> those seeds."""
+    from mlxsft.errors import ConfigError
+
+    try:
+        if "," not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return tuple(range(n))
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds {text}: expected a count (3) or a list of seeds (0,4,7)") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f"--seeds {text}: expected distinct non-negative seeds")
+    return seeds
+
+
+def parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set learning_rate=2e-3``: config fields for every arm, checked as ``mlxsft train``'s flags are."""
+    from mlxsft.config import coerce
+    from mlxsft.errors import ConfigError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {pair}: expected FIELD=VALUE")
+        out[key.strip().replace("-", "_")] = coerce(key.strip().replace("-", "_"), value.strip(), "--set: ")
+    return out
+
+
+def experiment_options(steps: int, batch_size: int, max_seq_len: int, out: str) -> Callable:
+    """The options every experiment takes, with that experiment's defaults."""
+    def decorate(fn: Callable) -> Callable:
+        for opt in reversed([
+            click.option("--data", default=None, metavar="PATH",
+                         help="Dataset the experiment starts from [default: the bundled one]."),
+            click.option("--model", default=None, metavar="SPEC",
+                         help="Model: alias, folder, .gguf or Hub id [default: gemma3-270m, embedded]."),
+            click.option("--backend", type=click.Choice(["auto", "mlx", "torch"]), default="auto", show_default=True,
+                         help="Training backend."),
+            click.option("--steps", type=click.IntRange(1), default=steps, show_default=True,
+                         help="Optimizer steps per arm (every arm gets the same)."),
+            click.option("--seeds", default="3", show_default=True, metavar="N|A,B,...",
+                         help="Seeds: a count (seeds 0..N-1) or a list; each arm trains once per seed."),
+            click.option("--out", type=click.Path(file_okay=False), default=out, show_default=True,
+                         help="Folder for results.json, table.md, the plots and the arms' runs."),
+            click.option("--batch-size", type=click.IntRange(1), default=batch_size, show_default=True,
+                         help="Packed sequences per optimizer step."),
+            click.option("--max-seq-len", type=click.IntRange(8), default=max_seq_len, show_default=True,
+                         help="Tokens per packed sequence."),
+            click.option("--questions", default=None, type=click.Path(dir_okay=False),
+                         help="Held-out questions file [default: the bundled eval questions]."),
+            click.option("--n-questions", type=click.IntRange(1), default=None,
+                         help="Ask only the first N questions with a reference [default: all]."),
+            click.option("--max-tokens", type=click.IntRange(1), default=24, show_default=True,
+                         help="New tokens per answer when scoring."),
+            click.option("--n-general", type=click.IntRange(1), default=8, show_default=True,
+                         help="General prompts for the forgetting score."),
+            click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+                         help="A config field for every arm (repeatable), e.g. --set learning_rate=2e-3."),
+        ]):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def make_setup(model: Optional[str], backend: str, steps: int, seeds: str, out: str, batch_size: int,
+               max_seq_len: int, questions: Optional[str], n_questions: Optional[int], max_tokens: int,
+               n_general: int, sets: tuple[str, ...]) -> Any:
+    from mlxsft.experiments.arms import DEFAULT_MODEL, Setup
+
+    return Setup(out=Path(out), model=model or DEFAULT_MODEL, backend=backend, steps=steps, seeds=parse_seeds(seeds),
+                 batch_size=batch_size, max_seq_len=max_seq_len, questions=Path(questions) if questions else None,
+                 n_questions=n_questions, max_tokens=max_tokens, n_general=n_general, overrides=parse_sets(sets))
+
+
+def _run(backend: str, job: Callable[[Any], dict]) -> None:
+    from mlxsft.backends import registry
+    from mlxsft.cli.ui.experiment import ExperimentView
+
+    registry.choose_blas(backend)  # OpenBLAS for MLX, before mlx is imported
+    view = ExperimentView()
+    try:
+        results = job(view)
+    except KeyboardInterrupt:
+        view.interrupted()
+        sys.exit(130)
+    view.finish(results)
+
+
+@click.group(context_settings=SETTINGS)
+def experiment() -> None:
+    """Measure what SFT practice claims, on this machine: one command per claim."""
+
+
+@experiment.command(context_settings=SETTINGS)
+@experiment_options(steps=12, batch_size=4, max_seq_len=256, out="runs/experiments/curation")
+@click.option("--select", "select", type=click.IntRange(1), default=300, show_default=True,
+              help="N: rows the curation keeps (and the random arm draws).")
+@click.option("--pool-multiple", type=click.IntRange(2), default=4, show_default=True,
+              help="Pool size as a multiple of the bundled training set.")
+@click.option("--pool-seed", type=int, default=0, show_default=True, help="Seed of the pool and its defects.")
+@click.option("--scorer", default="reference:exact", show_default=True,
+              help="Scorer of the best-of-k step (reference, reference:exact, ...).")
+@click.option("--embedder", type=click.Choice(["auto", "minilm", "tfidf"]), default="auto", show_default=True,
+              help="Embeddings of the diversity selection.")
+def curation(data: Optional[str], select: int, pool_multiple: int, pool_seed: int, scorer: str, embedder: str,
+             **kw: Any) -> None:
+    """Curation beats volume? A curated N vs N random rows vs the whole mixed pool, at equal steps and tokens."""
+    from mlxsft.errors import ConfigError
+    from mlxsft.experiments.curation import CurationOptions, run_curation
+    from mlxsft.experiments.pool import PoolSpec
+
+    if data is not None:
+        raise ConfigError("--data: the curation experiment builds its pool from the bundled dataset's task "
+                          "generators (planted defects need the generators' references); no other dataset yet")
+    opts = CurationOptions(setup=make_setup(**kw), pool=PoolSpec(seed=pool_seed, multiple=pool_multiple),
+                           select=select, scorer=scorer, embedder=embedder)
+    _run(opts.setup.backend, lambda view: run_curation(opts, view))

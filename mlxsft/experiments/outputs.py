@@ -1,0 +1,104 @@
+"""What every experiment writes: ``OUT/results.json``, ``OUT/table.md`` and ``OUT/*.png`` (matplotlib, Agg).
+
+    write_results(out, {"experiment": "curation", ...})
+    write_table(out, "# Curation beats volume\n\n" + markdown_table(["arm", "right"], [["curated", "31.3 ± 1.5"]]))
+    bar_panels(out / "curation.png", ["curated", "random", "pool"],
+               [("held-out right", "questions", [spread_a, spread_b, spread_c])])
+    stacked_bars(out / "filter.png", ["clean", "wrong"], {"repetition": [0, 3], "kept": [279, 0]})
+
+Every file is written to a temporary name and renamed into place, so a kill never leaves half of one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from mlxsft.experiments.stats import Spread
+
+
+def write_results(out: Path, results: dict[str, Any]) -> Path:
+    from mlxsft.files import atomic_write_json
+
+    atomic_write_json(out / "results.json", results)
+    return out / "results.json"
+
+
+def write_table(out: Path, text: str) -> Path:
+    from mlxsft.files import atomic_write_text
+
+    atomic_write_text(out / "table.md", text if text.endswith("\n") else text + "\n")
+    return out / "table.md"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Optional[str] = None) -> str:
+    """A GitHub markdown table; ``align`` has one ``l`` or ``r`` per column (default: first left, rest right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---" if a == "l" else "--:" for a in align]
+    lines = ["| " + " | ".join(str(h) for h in header) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def bar_panels(path: Path, labels: Sequence[str], panels: Sequence[tuple[str, str, Sequence[Spread]]],
+               title: Optional[str] = None) -> Path:
+    """One bar chart per panel ``(title, y label, a Spread per label)``, side by side: the bar is the mean over
+    seeds, the whisker the standard deviation, the dots the seeds themselves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), dpi=100, squeeze=False)
+    colors = ["tab:green", "tab:orange", "tab:gray", "tab:blue", "tab:red", "tab:purple"]
+    for ax, (name, ylabel, spreads) in zip(axes[0], panels):
+        xs = range(len(labels))
+        means = [s.mean if s.mean is not None else 0.0 for s in spreads]
+        errs = [s.sd or 0.0 for s in spreads]
+        ax.bar(xs, means, yerr=errs, capsize=4, color=[colors[i % len(colors)] for i in xs], alpha=0.8)
+        for x, s in zip(xs, spreads):
+            ax.scatter([x] * len(s.values), s.values, color="black", s=10, zorder=3)
+        ax.set_xticks(list(xs), list(labels))
+        ax.set_title(name)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def stacked_bars(path: Path, categories: Sequence[str], stacks: dict[str, Sequence[int]], title: str = "",
+                 xlabel: str = "") -> Path:
+    """Horizontal bars, one per category, each cut into the named stacks (counts), in order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(categories) + 1.6), dpi=100)
+    left = [0] * len(categories)
+    cmap = plt.get_cmap("tab20")
+    for i, (name, counts) in enumerate(stacks.items()):
+        if not any(counts):
+            continue
+        ax.barh(list(categories), list(counts), left=left, label=name, color=cmap(i % 20))
+        left = [a + b for a, b in zip(left, counts)]
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
