@@ -57,8 +57,8 @@ def _cards(train: dict[str, Any], pack: bool) -> str:
         ("supervised", f"{train['supervised_fraction']:.1%}", f"train_on={train.get('train_on')}"),
         ("row length", f"{length.get('median', 0):.0f}", f"median; p95 {length.get('p95', 0):.0f}, "
                                                         f"max {length.get('max', 0)}"),
-        ("packing" if pack else "padding", f"{1 - used:.1%}" if used is not None else "—",
-         "of batch tokens are real" + (" (packed)" if pack else " (length-grouped)")),
+        ("packing efficiency" if pack else "padding efficiency", f"{1 - used:.1%}" if used is not None else "—",
+         "of batch tokens are real, not padding" + (" (packed)" if pack else " (length-grouped)")),
     ])
 
 

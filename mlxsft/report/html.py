@@ -140,7 +140,7 @@ table.kv td{word-break:break-word}
 table.questions td{max-width:330px;word-break:break-word}
 .scroll{max-height:760px;overflow:auto;border:1px solid #eef1f4;border-radius:6px}
 .scroll table{margin:0}.scroll thead th{position:sticky;top:0;z-index:1}
-table.commands th{width:34%}table.commands code{white-space:pre-wrap;word-break:break-all}
+table.commands th{width:30%}table.commands code{white-space:pre-wrap;overflow-wrap:anywhere}
 .badge{display:inline-block;padding:0 7px;border-radius:10px;font-size:11.5px;font-weight:600;white-space:nowrap}
 .b-regression{background:#ffebe9;color:#a40e26}.b-win{background:#dafbe1;color:#116329}
 .b-unchanged{background:#eef1f4;color:#424a53}.b-open{background:#ddf4ff;color:#0550ae}

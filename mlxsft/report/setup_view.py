@@ -55,7 +55,7 @@ def _facts(run: RunView) -> list[tuple[str, Any]]:
     if s.get("processes", 1) > 1:
         rows.append(("processes", s["processes"]))
     if not run.has_weights:
-        rows.append(("tuned weights", "none yet: the run stopped before its first checkpoint"))
+        rows.append(("tuned weights", "none yet: the run is still going, or stopped before its first checkpoint"))
     return rows
 
 
