@@ -35,8 +35,9 @@ def _figures(run: RunView) -> dict[str, Any]:
     speeds = [r["tokens_per_sec"] for r in train if r.get("tokens_per_sec")]
     best = min((r["val_loss"] for r in val), default=None)
     totals = learned_totals(run.compare) if run.compare is not None else None
-    return {"steps": f"{last.get('step', 0)}/{last.get('total_steps', '?')}" if last else "—",
-            "stopped": bool(last) and last.get("total_steps") not in (None, last.get("step")),
+    step = max(last.get("step") or 0, run.checkpoint_step or 0)  # Ctrl-C checkpoints past the last report
+    return {"steps": f"{step}/{last.get('total_steps', '?')}" if last else "—",
+            "stopped": bool(last) and last.get("total_steps") not in (None, step),
             "train_loss": last.get("train_loss"), "first_loss": train[0]["train_loss"] if train else None,
             "best_val": best, "tokens": last.get("trained_tokens"), "speed": median(speeds) if speeds else None,
             "peak": peak_gb(run), "elapsed": last.get("elapsed_s"), "totals": totals,
@@ -51,9 +52,10 @@ def _summary(runs: list[RunView]) -> str:
     if len(runs) == 1:
         f = _figures(runs[0])
         t = f["totals"]
-        items = [("steps", f["steps"], "stopped early (Ctrl-C)" if f["stopped"] else "done"),
+        items = [("steps", f["steps"], "stopped before the end" if f["stopped"] else "done"),
                  ("train loss", _num(f["train_loss"], ".3f"), f"from {_num(f['first_loss'], '.3f')} at the start"),
-                 ("best validation loss", _num(f["best_val"], ".3f"), "" if f["best_val"] is not None else "no split"),
+                 ("best validation loss", _num(f["best_val"], ".3f"),
+                  "" if f["best_val"] is not None else "none measured"),
                  ("trained tokens", _num(f["tokens"], ","), f"{_num(f['elapsed'], '.0f')} s wall time"),
                  ("throughput", _num(f["speed"], ".0f"), "tokens/s, median"),
                  ("peak memory", _num(f["peak"], ".2f"), "GB")]

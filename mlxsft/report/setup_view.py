@@ -42,7 +42,10 @@ def _run_setup(run: RunView) -> str:
 def _facts(run: RunView) -> list[tuple[str, Any]]:
     s = run.setup or {}
     last = run.train_rows[-1] if run.train_rows else {}
-    steps = f"{last.get('step', 0)} of {last.get('total_steps', '?')}" if last else "none logged"
+    step = max(last.get("step") or 0, run.checkpoint_step or 0) if last else 0
+    steps = f"{step} of {last.get('total_steps', '?')}" if last else "none logged"
+    if run.checkpoint_step is not None:
+        steps += f" (last checkpoint: step {run.checkpoint_step})"
     params = s.get("parameters") or {}
     rows = [("run folder", str(run.path)), ("base model", run.base_model), ("method", run.method),
             ("backend", run.backend), ("device", s.get("device", "not recorded")),

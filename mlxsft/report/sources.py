@@ -32,6 +32,7 @@ class RunView:
     setup: Optional[dict[str, Any]] = None
     data: Optional[dict[str, Any]] = None
     has_weights: bool = True
+    checkpoint_step: Optional[int] = None  # the latest checkpoint's step (a Ctrl-C saves one past the last log)
     ident: str = "r0"  # set by the page: the run's id in the HTML (data-run)
     color: str = "#4e79a7"
 
@@ -91,7 +92,17 @@ def open_run(path: Path) -> RunView:
                    base_model=base, config=config, metrics=metrics,
                    compare=CompareReport.from_dict(compare) if compare else None,
                    setup=read_json(root / SETUP_FILE), data=read_json(root / DATA_SUMMARY_FILE),
-                   has_weights=has_weights)
+                   has_weights=has_weights, checkpoint_step=_checkpoint_step(root))
+
+
+def _checkpoint_step(root: Path) -> Optional[int]:
+    from mlxsft.runs import find_checkpoint
+
+    found = find_checkpoint(root)
+    try:
+        return int(found.name.rsplit("-", 1)[-1]) if found is not None else None
+    except ValueError:
+        return None
 
 
 def open_curation(path: Path) -> CurationView:

@@ -53,7 +53,7 @@ def test_ctrl_c_leaves_a_page_too(tiny_llama_dir, data_dir, tmp_path):
     assert outcome.result.interrupted
     html = (run / "report.html").read_text()
     assert '<div class="card-value">2/6</div><div class="card-label">steps</div>' in html
-    assert "stopped early (Ctrl-C)" in html
+    assert "stopped before the end" in html
 
 
 def test_a_failing_report_never_fails_the_run(tiny_llama_dir, data_dir, tmp_path, monkeypatch):
