@@ -6,9 +6,11 @@
     ollama create sft -f exports/sft-gguf/Modelfile
     mlxsft export --run runs/sft-20261129-0712 --format peft --out exports/sft-peft       # adapters, not fused
     mlxsft export --run runs/sft-20261129-0712 --format mlx-adapter --out exports/sft-mlx-adapter
+    mlxsft export --run runs/sft-20261129-0712 --format gguf-lora --out exports/sft-gguf-lora  # llama.cpp --lora
 
 MLX and torch runs alike; ``--run`` may also be a run's ``best/``. Every export holds a model card (README.md);
-GGUF exports an Ollama ``Modelfile`` too. ``--out`` is written all at once: on any error it is left as it was.
+GGUF exports an Ollama ``Modelfile`` too (gguf-lora: ``FROM`` the base's GGUF, ``ADAPTER`` the adapter).
+``--out`` is written all at once: on any error it is left as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from mlxsft.export.pipeline import DTYPES, FORMATS
               help="Run folder (a run's best/ or an MLX checkpoints/step-… folder also works).")
 @click.option("--format", "-f", "fmt", required=True, type=click.Choice(FORMATS),
               help="mlx: mlx-lm / LM Studio folder; hf: transformers folder; gguf: llama.cpp / Ollama file; "
-                   "peft / mlx-adapter: the LoRA/DoRA adapters alone, not fused (PEFT / mlx-lm adapter_path).")
+                   "peft / mlx-adapter: the LoRA/DoRA adapters alone, not fused (PEFT / mlx-lm adapter_path); "
+                   "gguf-lora: the LoRA adapter alone for llama.cpp --lora / Ollama ADAPTER.")
 @click.option("--out", "-o", required=True, type=click.Path(), metavar="DIR",
               help="Output folder; must be new or empty unless --overwrite (written atomically).")
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
@@ -33,8 +36,9 @@ from mlxsft.export.pipeline import DTYPES, FORMATS
               help="mlx: quantize the fused model to 4 or 8 bits (QLoRA runs export de-quantized without it).")
 @click.option("--group-size", type=click.Choice(["32", "64", "128"]), default="64", show_default=True,
               help="mlx: quantization group size.")
-@click.option("--gguf-type", type=click.Choice(GGUF_TYPES), default="f16", show_default=True,
-              help="gguf: tensor type of the weight matrices (norms stay f32).")
+@click.option("--gguf-type", type=click.Choice(GGUF_TYPES), default=None,
+              help="gguf: tensor type of the weight matrices (norms stay f32) [default: f16]; "
+                   "gguf-lora: f32 or f16 [default: f32].")
 @click.option("--model", "-m", default=None, metavar="SPEC",
               help="Base model, when not the one the run names (e.g. it moved).")
 @click.option("--name", default=None, help="Model name in file names and metadata [default: the run folder's name].")
@@ -42,10 +46,10 @@ from mlxsft.export.pipeline import DTYPES, FORMATS
 @click.option("--trust-remote-code", is_flag=True,
               help="Let the base model's own code run (model_file, HF auto_map); never read from the run's config.")
 def export(run: str, fmt: str, out: str, dtype: str | None, quantize: str | None, group_size: str,
-           gguf_type: str, model: str | None, name: str | None, overwrite: bool, trust_remote_code: bool) -> None:
+           gguf_type: str | None, model: str | None, name: str | None, overwrite: bool, trust_remote_code: bool) -> None:
     """Fuse a run's adapters into its base model and write it as an MLX, Hugging Face or GGUF model, with a
-    model card, the run's chat template and its end-of-turn stop tokens; or (peft, mlx-adapter) write the
-    adapters alone, for PEFT or mlx-lm to load on top of the base."""
+    model card, the run's chat template and its end-of-turn stop tokens; or (peft, mlx-adapter, gguf-lora) write
+    the adapters alone, for PEFT, mlx-lm or llama.cpp / Ollama to load on top of the base."""
     from mlxsft.cli.ui.export import export_progress, print_export
     from mlxsft.export import ExportOptions, export_run
 

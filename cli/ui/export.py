@@ -31,6 +31,7 @@ def print_export(result: "ExportResult") -> None:
     table.add_row("precision", escape(result.precision))
     stops = result.stops
     if result.format not in ("peft", "mlx-adapter"):  # an adapter alone has no tokenizer: the base's stops apply
+        # (gguf-lora: the Modelfile's, from the base's tokenizer and the run's template)
         eot = f"{stops.eot_text!r}" if stops.eot_text else "none"
         table.add_row("stops", escape(f"end of turn {eot}, token ids {', '.join(map(str, stops.ids)) or 'none'}"))
     table.add_row("files", escape(", ".join(result.files)))
@@ -38,7 +39,19 @@ def print_export(result: "ExportResult") -> None:
     console.print(table)
     for w in result.warnings:
         print_warning(w)
+    if result.format == "gguf-lora":  # the Modelfile's FROM: the base's GGUF, beside it
+        console.print(f"[dim]base:[/] {escape(_base_step(result))}", soft_wrap=True)
     console.print(f"[dim]try:[/] {escape(_try(result))}", soft_wrap=True)
+
+
+def _base_step(result: "ExportResult") -> str:
+    target = f"{result.out}/{result.base_from}"
+    if result.base_gguf is not None:
+        return f"ln -s {result.base_gguf} {target}"
+    from mlxsft.models import resolve_model
+
+    return (f"python convert_hf_to_gguf.py {resolve_model(result.run.base_model).path} --outtype f16 "
+            f"--outfile {target}   (llama.cpp's converter)")
 
 
 def _try(result: "ExportResult") -> str:
@@ -52,4 +65,7 @@ def _try(result: "ExportResult") -> str:
     if result.format == "mlx-adapter":
         return f"mlx_lm.generate --model BASE --adapter-path {out} --prompt 'Hello'"
     gguf = next((f for f in result.files if f.endswith(".gguf")), "model.gguf")
+    if result.format == "gguf-lora":
+        return (f"ollama create {result.name.lower()} -f {out}/Modelfile   (or: llama-cli -m {out}/{result.base_from} "
+                f"--lora {out}/{gguf} --jinja --chat-template-file {out}/chat_template.jinja)")
     return f"ollama create {result.name.lower()} -f {out}/Modelfile   (or: llama-cli -m {out}/{gguf} -cnv)"

@@ -138,25 +138,11 @@ def mlx_to_peft(weights: dict[str, Any], config: dict[str, Any], base: str) -> t
 
 def peft_to_mlx(weights: dict[str, Any], config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """PEFT LoRA/DoRA tensors + adapter_config.json -> mlx-lm's (the inverse of ``mlx_to_peft``)."""
-    import math
-
-    if config.get("peft_type", "LORA") != "LORA":
-        raise RunError(f"a {config.get('peft_type')} adapter cannot be written in mlx-lm's format (LoRA/DoRA only)")
-    for key, fine in PEFT_UNSUPPORTED:
-        if config.get(key, fine) not in (fine, None, [], {}):
-            raise RunError(f"adapter_config.json: {key}={config[key]!r} cannot be written in mlx-lm's format")
-    if "r" not in config or "lora_alpha" not in config:
-        raise RunError("adapter_config.json: no r and lora_alpha (not a PEFT LoRA adapter)")
+    check_peft_config(config, "mlx-lm's format")
     rank = int(config["r"])
-    scale = float(config["lora_alpha"]) / (math.sqrt(rank) if config.get("use_rslora") else rank)
+    scale = lora_scaling(config)
     dora = bool(config.get("use_dora"))
-    stripped = {}
-    for name, t in weights.items():
-        if not name.startswith(PEFT_PREFIX):
-            raise RunError(f"{name}: not a PEFT LoRA tensor of a causal LM (no '{PEFT_PREFIX}' prefix)")
-        stripped[name[len(PEFT_PREFIX):]] = t
-    modules = _modules(stripped, PEFT_TO_MLX, "a PEFT LoRA adapter")
-    _check_modules(modules, dora=dora, a="lora_A.weight", b="lora_B.weight", m="lora_magnitude_vector")
+    modules = peft_modules(weights, dora=dora)
     tensors: dict[str, Any] = {}
     blocks: set[str] = set()
     indices: set[int] = set()
@@ -186,6 +172,49 @@ def peft_to_mlx(weights: dict[str, Any], config: dict[str, Any]) -> tuple[dict[s
                             "keys": sorted(keys)},
     }
     return tensors, mlx_config
+
+
+def peft_adapter(run: RunFolder, target: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A LoRA/DoRA run's tensors and adapter_config.json in PEFT's convention, whichever backend trained it
+    (mlx arrays; an MLX run's converted by ``mlx_to_peft``, a torch run's as PEFT saved them, its options
+    checked against what ``target`` can express)."""
+    if run.backend == "mlx":
+        return mlx_to_peft(_load(run.weights_dir / MLX_FILES[0]), _config(run.weights_dir), base_name(run))
+    config = _config(run.weights_dir)
+    check_peft_config(config, target)
+    return _load(run.weights_dir / PEFT_FILES[0]), config
+
+
+def peft_modules(weights: dict[str, Any], *, dora: bool) -> dict[str, dict[str, Any]]:
+    """PEFT tensors by module path without the ``base_model.model.`` prefix:
+    ``{"model.layers.0.self_attn.q_proj": {"lora_A.weight": A, "lora_B.weight": B}}`` (+ DoRA's magnitude)."""
+    stripped = {}
+    for name, t in weights.items():
+        if not name.startswith(PEFT_PREFIX):
+            raise RunError(f"{name}: not a PEFT LoRA tensor of a causal LM (no '{PEFT_PREFIX}' prefix)")
+        stripped[name[len(PEFT_PREFIX):]] = t
+    modules = _modules(stripped, PEFT_TO_MLX, "a PEFT LoRA adapter")
+    _check_modules(modules, dora=dora, a="lora_A.weight", b="lora_B.weight", m="lora_magnitude_vector")
+    return modules
+
+
+def check_peft_config(config: dict[str, Any], target: str) -> None:
+    """Refuse what a plain per-layer ``scaling * B A`` (mlx-lm's layers, llama.cpp's) cannot express."""
+    if config.get("peft_type", "LORA") != "LORA":
+        raise RunError(f"a {config.get('peft_type')} adapter cannot be written in {target} (LoRA/DoRA only)")
+    for key, fine in PEFT_UNSUPPORTED:
+        if config.get(key, fine) not in (fine, None, [], {}):
+            raise RunError(f"adapter_config.json: {key}={config[key]!r} cannot be written in {target}")
+    if "r" not in config or "lora_alpha" not in config:
+        raise RunError("adapter_config.json: no r and lora_alpha (not a PEFT LoRA adapter)")
+
+
+def lora_scaling(config: dict[str, Any]) -> float:
+    """What PEFT multiplies ``B A x`` by: ``lora_alpha / r``, or ``lora_alpha / sqrt(r)`` with use_rslora."""
+    import math
+
+    rank = int(config["r"])
+    return float(config["lora_alpha"]) / (math.sqrt(rank) if config.get("use_rslora") else rank)
 
 
 def _modules(weights: dict[str, Any], leaves: dict[str, str], what: str) -> dict[str, dict[str, Any]]:
@@ -269,15 +298,19 @@ def _precision(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- README.md
-def adapter_card(run: RunFolder, fmt: str, base: str, files: list[str], precision: str) -> str:
-    """A short model card: what the adapter is, what base it needs, and how to load it."""
+def adapter_card(run: RunFolder, fmt: str, base: str, files: list[str], precision: str, *, adapter_file: str = "",
+                 base_gguf: str = "", base_note: str = "", alpha: Optional[float] = None) -> str:
+    """A short model card: what the adapter is, what base it needs, and how to load it. gguf-lora: the
+    adapter's file, the file name the Modelfile's FROM gives the base GGUF, what to say about it, its alpha."""
     from mlxsft.export.card import MARKER, _metrics, _method_name, _run_ref, _section, _yaml
 
     cfg = run.config
     tags = ["mlxsft", "sft", run.method, run.backend, fmt]
-    front = ["---", f"base_model: {_yaml(base)}", f"library_name: {'peft' if fmt == 'peft' else 'mlx'}",
+    library = {"peft": "peft", "mlx-adapter": "mlx", "gguf-lora": "gguf"}[fmt]
+    front = ["---", f"base_model: {_yaml(base)}", f"library_name: {library}",
              "pipeline_tag: text-generation", "tags:", *[f"- {t}" for t in tags], "---", ""]
-    what = "a PEFT adapter (transformers)" if fmt == "peft" else "an mlx-lm adapter"
+    what = {"peft": "a PEFT adapter (transformers)", "mlx-adapter": "an mlx-lm adapter",
+            "gguf-lora": "a GGUF LoRA adapter (llama.cpp, Ollama)"}[fmt]
     body = [MARKER, "", f"# {run.name}", "",
             f"{_method_name(run)} adapter for **{base}**, trained with [mlxsft](https://pypi.org/project/mlxsft/) "
             f"({run.backend} backend) and exported as {what}, not merged: load it on top of the base.", ""]
@@ -286,9 +319,13 @@ def adapter_card(run: RunFolder, fmt: str, base: str, files: list[str], precisio
         body += _section("Method", [("method", _method_name(run)), ("rank", lo.rank), ("alpha", lo.alpha),
                                     ("scale (alpha / rank)", f"{lo.alpha / lo.rank:.4g}"),
                                     ("target modules", ", ".join(map(str, lo.target_modules))),
-                                    ("layers adapted", "all" if lo.num_layers < 0 else f"last {lo.num_layers}")])
+                                    ("layers adapted", "all" if lo.num_layers < 0 else f"last {lo.num_layers}"),
+                                    ("quantized base in training", f"{cfg.model.quantize}-bit (QLoRA)"
+                                     if cfg.model.quantize else None)])
     body += _section("Final metrics", _metrics(run.metrics))
     body += _section("This export", [("format", what), ("precision", precision),
+                                     ("adapter.lora.alpha", f"{alpha:g} (llama.cpp scales by alpha / rank)"
+                                      if alpha is not None else None),
                                      ("files", ", ".join(f"`{f}`" for f in files)),
                                      ("chat template", "`chat_template.jinja`, the one the run trained with"
                                       if "chat_template.jinja" in files else None),
@@ -297,6 +334,11 @@ def adapter_card(run: RunFolder, fmt: str, base: str, files: list[str], precisio
         use = ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM", "",
                f"base = AutoModelForCausalLM.from_pretrained({base!r})  # the base the adapter was trained on",
                "model = PeftModel.from_pretrained(base, '.')",
+               "```"]
+    elif fmt == "gguf-lora":
+        use = [f"The base model's GGUF: {base_note}", "",
+               "```bash", f"ollama create {run.name.lower()} -f Modelfile && ollama run {run.name.lower()}",
+               f"llama-cli -m {base_gguf} --lora {adapter_file} --jinja --chat-template-file chat_template.jinja",
                "```"]
     else:
         use = ["```bash", f"mlx_lm.generate --model {base} --adapter-path . --prompt 'Hello'  # --model: the base",

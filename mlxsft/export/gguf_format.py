@@ -218,10 +218,7 @@ def _add_tensors(writer: Any, hf_dir: Path, config: dict[str, Any], arch: Arch, 
                 data = np.asarray(f.get_tensor(key), dtype=np.float32)
                 if key == "model.embed_tokens.weight":
                     vocab_rows = data.shape[0]
-                if arch.permute_qk and key.endswith(("q_proj.weight", "q_proj.bias")):
-                    data = _permute(data, n_head, n_head)
-                elif arch.permute_qk and key.endswith(("k_proj.weight", "k_proj.bias")):
-                    data = _permute(data, n_head, n_kv)
+                data = rotary_rows(arch, key.rsplit(".", 1)[0], data, n_head, n_kv)
                 if arch.norm_shift and key.endswith("norm.weight"):
                     data = data + np.float32(arch.norm_shift)
                 data, qtype = _encode(data, gguf_type)
@@ -233,6 +230,16 @@ def _add_tensors(writer: Any, hf_dir: Path, config: dict[str, Any], arch: Arch, 
     if not vocab_rows:
         raise ModelError(f"{hf_dir}: no model.embed_tokens.weight tensor")
     return vocab_rows
+
+
+def rotary_rows(arch: Arch, module: str, rows: np.ndarray, n_head: int, n_kv: int) -> np.ndarray:
+    """``rows``: the output rows of ``module`` (a weight, a bias, or a LoRA B, which is what produces them), in
+    llama.cpp's rotary layout: permuted for a llama q_proj / k_proj, as they are otherwise."""
+    if arch.permute_qk and module.endswith("q_proj"):
+        return _permute(rows, n_head, n_head)
+    if arch.permute_qk and module.endswith("k_proj"):
+        return _permute(rows, n_head, n_kv)
+    return rows
 
 
 def _permute(w: np.ndarray, n_head: int, n_head_kv: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
     text, warnings = modelfile("my-run-f16.gguf", hf_tokenizer, template, stops, name="my-run")
     # ollama create my-run -f Modelfile && ollama run my-run
+    text, warnings = modelfile("base.gguf", ..., adapter="my-run-lora-f32.gguf")   # FROM base + ADAPTER
 
 Ollama does not run Jinja chat templates: a Modelfile ``TEMPLATE`` is a Go template. The run's template is
 matched to a family (ChatML, Llama 3, Gemma) whose turn markers are known, and the match is *checked*: a
@@ -26,7 +27,7 @@ Modelfile commands.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from mlxsft.export.stops import Stops
 
@@ -126,12 +127,16 @@ def _default_system(family: Family, rendered: str) -> Optional[str]:
 
 
 def modelfile(gguf_name: str, hf_tokenizer: Any, template: str, stops: Stops, *, name: str,
-              template_kwargs: Optional[dict] = None) -> tuple[str, list[str]]:
-    """(Modelfile text, warnings)."""
+              template_kwargs: Optional[dict] = None, adapter: Optional[str] = None,
+              notes: Sequence[str] = ()) -> tuple[str, list[str]]:
+    """(Modelfile text, warnings). ``adapter``: a GGUF LoRA file beside the Modelfile (``ADAPTER``), applied
+    to ``gguf_name``, then the base model's GGUF; ``notes``: comment lines above ``FROM``."""
     tr = translate(hf_tokenizer, template, template_kwargs)
-    lines = [f"# Ollama Modelfile for {name}, written by mlxsft export.",
+    what = f"the LoRA adapter {adapter} on its base model" if adapter else name
+    lines = [f"# Ollama Modelfile for {what}, written by mlxsft export.",
+             *[f"# {line}" for note in notes for line in note.splitlines()],
              f"#   ollama create {name.lower()} -f Modelfile && ollama run {name.lower()}",
-             f"FROM ./{gguf_name}", ""]
+             f"FROM ./{gguf_name}", *([f"ADAPTER ./{adapter}"] if adapter else []), ""]
     warnings: list[str] = []
     template = modelfile_string(tr.family.go_template()) if tr.family is not None else None
     if template is not None:

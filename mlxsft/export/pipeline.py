@@ -28,7 +28,8 @@ from mlxsft.export.stops import Stops
 from mlxsft.export.adapter_format import ADAPTER_FORMATS
 
 Progress = Callable[[str, float], None]
-FORMATS = ("mlx", "hf", "gguf") + ADAPTER_FORMATS  # peft / mlx-adapter: the adapters unfused (adapter_format.py)
+# peft / mlx-adapter: the adapters unfused (adapter_format.py); gguf-lora: for llama.cpp / Ollama (gguf_lora.py)
+FORMATS = ("mlx", "hf", "gguf") + ADAPTER_FORMATS + ("gguf-lora",)
 DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -40,7 +41,7 @@ class ExportOptions:
     dtype: Optional[str] = None  # mlx / hf; default: the dtype the run trained in
     quantize: Optional[int] = None  # mlx only: 4 or 8 bits after fusing
     group_size: int = 64
-    gguf_type: str = "f16"  # gguf only: f16 | q8_0 | f32
+    gguf_type: Optional[str] = None  # gguf: f16 (default) | q8_0 | f32; gguf-lora: f32 (default) | f16
     model: Optional[str] = None  # base model, instead of the one the run names
     name: Optional[str] = None  # model name in file names and metadata; default: the run folder's name
     overwrite: bool = False
@@ -58,6 +59,8 @@ class ExportResult:
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     size_bytes: int = 0
+    base_gguf: Optional[Path] = None  # gguf-lora: the base's own GGUF on this machine (the Modelfile names it)
+    base_from: str = ""  # gguf-lora: the file name the Modelfile's FROM gives the base GGUF
 
 
 def export_run(opts: ExportOptions, progress: Optional[Progress] = None) -> ExportResult:
@@ -80,6 +83,8 @@ def export_run(opts: ExportOptions, progress: Optional[Progress] = None) -> Expo
             result.files, result.precision = write_adapter(run, tmp, opts.format, report)
             result.size_bytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
         return result
+    if opts.format == "gguf-lora":
+        return _export_gguf_lora(run, out, opts, report)
     if opts.format == "gguf":
         precheck_gguf(run)
 
@@ -133,17 +138,32 @@ def check_options(opts: ExportOptions) -> None:
         raise ConfigError(f"group size {opts.group_size} is not supported (use 32, 64 or 128)")
     from mlxsft.export.gguf_format import GGUF_TYPES
 
-    if opts.format in ADAPTER_FORMATS:
+    from mlxsft.export.gguf_lora import LORA_TYPES
+
+    if opts.format in ADAPTER_FORMATS + ("gguf-lora",):
         from mlxsft.export.adapter_format import check_adapter_options
 
         check_adapter_options(opts)
     if opts.format == "gguf":
         if opts.dtype is not None:
             raise ConfigError("--dtype applies to --format mlx and hf; GGUF uses --gguf-type f16|q8_0|f32")
-        if opts.gguf_type not in GGUF_TYPES:
+        if gguf_type_of(opts) not in GGUF_TYPES:
             raise ConfigError(f"gguf type '{opts.gguf_type}' is not one of {', '.join(GGUF_TYPES)}")
-    elif opts.gguf_type != "f16":
-        raise ConfigError("--gguf-type applies to --format gguf")
+    elif opts.format == "gguf-lora":
+        if gguf_type_of(opts) not in LORA_TYPES:
+            raise ConfigError(f"gguf type '{opts.gguf_type}' is not one of {', '.join(LORA_TYPES)} for a GGUF "
+                              "LoRA adapter")
+    elif opts.gguf_type is not None:
+        raise ConfigError("--gguf-type applies to --format gguf and gguf-lora")
+
+
+def gguf_type_of(opts: ExportOptions) -> str:
+    """--gguf-type, or its default: f16 for a whole model, f32 for a LoRA adapter (small, and exact)."""
+    from mlxsft.export.gguf_lora import DEFAULT_TYPE
+
+    if opts.gguf_type is not None:
+        return opts.gguf_type
+    return DEFAULT_TYPE if opts.format == "gguf-lora" else "f16"
 
 
 def check_out(out: Path, run: RunFolder, *, overwrite: bool) -> None:
@@ -194,9 +214,10 @@ def _write_gguf_export(fused: Any, run: RunFolder, tmp: Path, scratch: Path, opt
     hf = scratch / "hf"
     hf.mkdir()
     write_hf(fused, hf, dtype="float32", template=template, stops=stops)
-    gguf_name = f"{name}-{opts.gguf_type}.gguf"
+    gguf_type = gguf_type_of(opts)
+    gguf_name = f"{name}-{gguf_type}.gguf"
     source = fused.source.path if fused.source.format == "gguf" else None
-    warnings = write_gguf(hf, tmp / gguf_name, gguf_type=opts.gguf_type, template=template, stops=stops, name=name,
+    warnings = write_gguf(hf, tmp / gguf_name, gguf_type=gguf_type, template=template, stops=stops, name=name,
                           source_gguf=source, progress=report)
     summary = read_gguf(tmp / gguf_name)  # read back: a file that does not parse never lands in --out
     if summary.chat_template != template or summary.tensors == 0:
@@ -205,6 +226,23 @@ def _write_gguf_export(fused: Any, run: RunFolder, tmp: Path, scratch: Path, opt
                            template_kwargs=run.template_kwargs)
     (tmp / "Modelfile").write_text(text, encoding="utf-8")
     return warnings + more
+
+
+def _export_gguf_lora(run: RunFolder, out: Path, opts: ExportOptions, report: Progress) -> ExportResult:
+    from mlxsft.export.adapter_format import adapter_warnings
+    from mlxsft.export.gguf_lora import check_gguf_lora_run, export_gguf_lora, gguf_lora_tensors
+
+    layout = check_gguf_lora_run(run)  # DoRA, the architecture
+    lora = gguf_lora_tensors(run, layout)  # converted, and checked against a GGUF base's tensors
+    result = ExportResult(out=out, format=opts.format, name=_safe_name(opts.name or run.name), run=run,
+                          stops=Stops(eos_id=None, eot_id=None, eot_text=""), precision=gguf_type_of(opts),
+                          warnings=adapter_warnings(run), base_gguf=layout.gguf, base_from=layout.from_name)
+    with staged_dir(out, overwrite=opts.overwrite) as tmp:
+        result.files, result.stops, more = export_gguf_lora(run, tmp, layout, lora, gguf_type=result.precision,
+                                                            name=result.name, progress=report)
+        result.warnings += more
+        result.size_bytes = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+    return result
 
 
 def _write_card(run: RunFolder, fused: Any, tmp: Path, opts: ExportOptions, result: ExportResult) -> None:
@@ -263,8 +301,8 @@ def _tokenizer_template(hf_tokenizer: Any) -> str:
 
 
 def _precision(opts: ExportOptions, dtype: str) -> str:
-    if opts.format == "gguf":
-        return opts.gguf_type
+    if opts.format in ("gguf", "gguf-lora"):
+        return gguf_type_of(opts)
     if opts.format == "mlx" and opts.quantize:
         return f"{opts.quantize}-bit (group size {opts.group_size}), {dtype} scales"
     return dtype
