@@ -44,6 +44,10 @@ def print_export(result: "ExportResult") -> None:
     console.print(f"[dim]try:[/] {escape(_try(result))}", soft_wrap=True)
 
 
+def print_pushed(url: str, files: list[str]) -> None:
+    console.print(f"[bold]pushed[/] {escape(url)} [dim]({len(files)} files)[/]", soft_wrap=True)
+
+
 def _base_step(result: "ExportResult") -> str:
     target = f"{result.out}/{result.base_from}"
     if result.base_gguf is not None:
