@@ -162,7 +162,8 @@ def gguf_lora_tensors(run: RunFolder, layout: BaseLayout) -> LoraTensors:
             raise RunError(f"{module}: LoRA rank {a.shape[0]}/{b.shape[1]}, the adapter config says {rank}")
         _check_base_tensor(layout, target, a, b)
         out[f"{target}.lora_a"] = a
-        out[f"{target}.lora_b"] = np.ascontiguousarray(rotary_rows(layout.arch, module, b, layout.n_head, layout.n_kv))
+        b = rotary_rows(layout.arch, module, b, layout.n_head, layout.n_kv)
+        out[f"{target}.lora_b"] = np.ascontiguousarray(b)
     return LoraTensors(alpha=lora_scaling(config) * rank, rank=rank, tensors=out)
 
 

@@ -51,7 +51,8 @@ def write_base_gguf(hf_dir: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def lora_runs(mlx_llama_run, mlx_gemma3_run, mlx_qwen2_run, torch_llama_run) -> dict[str, Path]:
-    return {"llama": mlx_llama_run, "gemma3": mlx_gemma3_run, "qwen2": mlx_qwen2_run, "torch-llama": torch_llama_run}
+    return {"llama": mlx_llama_run, "gemma3": mlx_gemma3_run, "qwen2": mlx_qwen2_run,
+            "torch-llama": torch_llama_run}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_gguf_reader_reads_names_shapes_alpha_and_type(exported, base_ggufs, nam
     names = {t.name for t in r.tensors}
     assert names == {f"blk.{i}.{m}.weight.lora_{ab}" for i in (0, 1) for m in MATRICES for ab in "ab"}
     assert {t.tensor_type.name for t in r.tensors} == {"F32"}
-    # the base's tensor table through mlxsft's reader (tested against GGUFReader, which takes seconds on 49k tokens)
+    # the base's tensor table through mlxsft's reader (tested against GGUFReader, seconds slower on 49k tokens)
     base = {t.name: t.shape for t in read_fields(base_ggufs[name])[1]}
     for t in r.tensors:  # llama.cpp's checks (src/llama-adapter.cpp), in ggml's ne order
         w = base[t.name.rsplit(".", 1)[0]]
@@ -133,7 +134,7 @@ def test_update_is_the_runs_own_in_llama_cpps_row_order(exported, lora_runs, nam
             p = f"model.layers.0.{module}"
             return (scale * mlx[f"{p}.lora_a"] @ mlx[f"{p}.lora_b"]).T
 
-    def from_file(gguf_name: str) -> np.ndarray:  # numpy views of the ggml tensors: lora_a (r, in), lora_b (out, r)
+    def from_file(gguf_name: str) -> np.ndarray:  # numpy views of ggml's tensors: lora_a (r, in), lora_b (out, r)
         return alpha / 8 * got[f"blk.0.{gguf_name}.weight.lora_b"] @ got[f"blk.0.{gguf_name}.weight.lora_a"]
 
     permute = name.endswith("llama")
