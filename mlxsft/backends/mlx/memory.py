@@ -4,7 +4,8 @@ Counts, in bytes: the weights as stored; each trainable parameter ``TRAINABLE_CO
 gradient, the accumulated gradient, the optimizer's moments, less what MLX frees between them); per token
 and per transformer layer the activations kept for the backward pass, ``ACT_HIDDEN x hidden + ACT_INTER x
 intermediate + ACT_SCORES x heads x row length`` fp32 values; and at the supervised positions only (the
-loss computes logits nowhere else) ``LOGIT_COPIES`` fp32 copies of the vocabulary-wide logits. The biggest
+loss computes logits nowhere else) ``LOGIT_COPIES`` fp32 copies of the vocabulary-wide logits, of at most two
+head chunks (``mlxsft.backends.base.head_chunk_rows``: the head runs chunk by chunk). The biggest
 micro-batch is ``rows`` rows of ``length`` tokens (``mlxsft.data.batching.micro_batch_shape``: the whole batch
 padded to the longest row, or as many longest rows as ``micro_batch_tokens`` holds).
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from mlxsft.backends.base import OPT_SLOTS, MemoryPlan
+from mlxsft.backends.base import OPT_SLOTS, MemoryPlan, head_chunk_rows
 from mlxsft.config import Config
 
 # fitted on MLX 0.32 (CPU); see the module docstring
@@ -50,6 +51,8 @@ def estimate(model: nn.Module, cfg: Config, rows: int, length: int, vocab_size: 
         activations = tokens * hidden * 4 * n_layers + per_layer
     else:
         activations = per_layer * n_layers
-    logits = tokens * min(max(supervised_fraction, 0.05), 1.0) * vocab_size * 4 * LOGIT_COPIES
+    # the head runs in chunks of head_chunk_rows positions, two of them in flight at most (mlx/loss.py)
+    positions = min(tokens * min(max(supervised_fraction, 0.05), 1.0), 2 * head_chunk_rows(vocab_size))
+    logits = positions * vocab_size * 4 * LOGIT_COPIES
     gb = 1e9
     return MemoryPlan(weights / gb, trainable * 4 * copies / gb, activations / gb, logits / gb)

@@ -24,7 +24,7 @@ from mlxsft.backends.loop import TrainState, pad_id, validation_plan
 from mlxsft.backends.mlx import checkpoint as ckpt
 from mlxsft.backends.mlx.adapters import trainable_parameters
 from mlxsft.backends.mlx.distributed import MLXWorld
-from mlxsft.backends.mlx.loss import split_head, supervised_selection, token_nll
+from mlxsft.backends.mlx.loss import head_grad_of, split_head, supervised_selection, token_nll
 from mlxsft.backends.mlx.validation import split_nll
 from mlxsft.backends.mlx.optim import build_optimizer
 from mlxsft.config import Config
@@ -88,10 +88,11 @@ class MLXTrainer(Engine):
         """A (compiled) function: micro-batch -> (summed NLL, gradients of sum_nll * inv_n)."""
         model = self.model
         selective = split_head(model) is not None  # checked eagerly, outside any trace
+        head_grad = head_grad_of(model)
 
         def loss_fn(ids, mask, seg, idx, w, inv_n):
             select = (idx, w) if selective else None
-            s, n = token_nll(model, ids, mask, seg, select)
+            s, n = token_nll(model, ids, mask, seg, select, head_grad=head_grad)
             return s * inv_n, s
 
         value_and_grad = nn.value_and_grad(model, loss_fn)

@@ -22,7 +22,10 @@ Not used under torch.distributed (DDP/FSDP must see the whole forward).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
+
+from mlxsft.backends.base import head_chunk_rows
 
 
 def packed_positions(segments: Any) -> Any:
@@ -116,7 +119,8 @@ def split_head(model: Any) -> Optional[tuple[Any, Any]]:
     return result or None
 
 
-def token_nll(model: Any, ids: Any, mask: Any, segments: Optional[Any] = None) -> tuple[Any, Any]:
+def token_nll(model: Any, ids: Any, mask: Any, segments: Optional[Any] = None,
+              head_chunk: Optional[int] = None) -> tuple[Any, Any]:
     """(sum of NLL over supervised targets, number of supervised targets), as 0-d tensors."""
     import torch.nn.functional as F
 
@@ -131,6 +135,93 @@ def token_nll(model: Any, ids: Any, mask: Any, segments: Optional[Any] = None) -
     body, head = parts
     hidden = body(**_forward_kwargs(model, inputs, seg_in)).last_hidden_state
     flat = tmask.reshape(-1).nonzero().squeeze(1)  # supervised positions (the mask is 0/1)
-    logits = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat)).float()
-    nll = F.cross_entropy(logits, targets.reshape(-1).index_select(0, flat).long(), reduction="sum")
-    return nll, tmask.sum()
+    picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat)
+    return head_nll(head, picked, targets.reshape(-1).index_select(0, flat).long(), head_chunk), tmask.sum()
+
+
+def head_nll(head: Any, hidden: Any, targets: Any, chunk: Optional[int] = None) -> Any:
+    """Summed NLL of ``targets`` under ``head(hidden)``, the logits built ``chunk`` positions at a time.
+
+    A plain ``nn.Linear`` head (the usual case, tied or not) goes through ``_fused_head_nll``: each chunk's
+    gradient is taken while its logits exist, so the backward needs no second pass over them. Any other head
+    (a LoRA-wrapped or quantized one) is chunked under activation checkpointing: bounded too, one more head
+    forward in the backward.
+    """
+    import torch
+
+    chunk = chunk or head_chunk_rows(head.weight.shape[0] if hasattr(head, "weight") else 1)
+    if type(head) is torch.nn.Linear:
+        grad = torch.is_grad_enabled()
+        needs = tuple(grad and t is not None and t.requires_grad for t in (hidden, head.weight, head.bias))
+        return _fused_head_nll().apply(hidden, head.weight, head.bias, targets, chunk, needs)
+    from torch.utils.checkpoint import checkpoint
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk):
+        piece = (hidden[start:start + chunk], targets[start:start + chunk])
+        if torch.is_grad_enabled() and hidden.shape[0] > chunk:
+            total = total + checkpoint(_chunk_nll, head, *piece, use_reentrant=False)
+        else:
+            total = total + _chunk_nll(head, *piece)
+    return total
+
+
+def _chunk_nll(head: Any, hidden: Any, targets: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+
+
+@functools.cache
+def _fused_head_nll() -> Any:
+    """The autograd function, built on first use so that importing this module does not import torch."""
+    import torch
+    import torch.nn.functional as F
+
+    class FusedHeadNLL(torch.autograd.Function):
+        """``cross_entropy(hidden @ W^T + b, targets, "sum")`` with the gradients computed chunk by chunk in the
+        forward: a chunk's softmax minus the one-hot target *is* the gradient of its logits, so it is turned into
+        the gradients of ``hidden`` (and of ``W``, ``b`` when they train) at once and the logits freed. The same
+        three matmuls as autograd's forward + backward, with one chunk of logits alive instead of all of them."""
+
+        @staticmethod
+        def forward(ctx: Any, hidden: Any, weight: Any, bias: Any, targets: Any, chunk: int,
+                    needs: tuple[bool, bool, bool]) -> Any:
+            want_h, want_w, want_b = needs
+            # sums over chunks: fp32 for half-precision weights (as autograd's one matmul would), else their dtype
+            acc = torch.float32 if weight.dtype in (torch.float16, torch.bfloat16) else weight.dtype
+            loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            gh = torch.empty_like(hidden) if want_h else None
+            gw = torch.zeros(weight.shape, dtype=acc, device=weight.device) if want_w else None
+            gb = torch.zeros(bias.shape, dtype=acc, device=bias.device) if want_b else None
+            for start in range(0, hidden.shape[0], chunk):
+                h, t = hidden[start:start + chunk], targets[start:start + chunk]
+                logits = F.linear(h, weight, bias).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                loss += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+                if not (want_h or want_w or want_b):
+                    continue
+                grad = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+                grad[torch.arange(len(t), device=t.device), t] -= 1.0
+                grad = grad.to(weight.dtype)
+                if want_b:
+                    gb += grad.sum(0).to(acc)
+                if want_h:
+                    gh[start:start + chunk] = (grad @ weight).to(hidden.dtype)
+                if want_w:
+                    gw.addmm_(grad.t().to(acc), h.to(acc))
+            ctx.save_for_backward(*(g for g in (gh, gw, gb) if g is not None))
+            ctx.needs = needs
+            ctx.weight_dtype, ctx.bias_dtype = weight.dtype, bias.dtype if bias is not None else None
+            return loss
+
+        @staticmethod
+        def backward(ctx: Any, grad_out: Any) -> Any:
+            saved = iter(ctx.saved_tensors)
+            gh, gw, gb = (next(saved) if need else None for need in ctx.needs)
+            return (gh * grad_out.to(gh.dtype) if gh is not None else None,
+                    (gw * grad_out).to(ctx.weight_dtype) if gw is not None else None,
+                    (gb * grad_out).to(ctx.bias_dtype) if gb is not None else None,
+                    None, None, None)
+
+    return FusedHeadNLL

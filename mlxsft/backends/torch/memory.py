@@ -4,7 +4,8 @@ The same model of memory as ``mlxsft/backends/mlx/memory.py`` (and the same ``Me
 progress view prints, ``mlxsft.backends.base.MemoryPlan``): weights as loaded; trainable parameters x (weight + gradient + optimizer moments);
 per token and per trained layer ``ACT_HIDDEN x hidden + ACT_INTER x intermediate`` values kept for the
 backward pass (SDPA keeps no attention scores; the eager attention adds ``heads x row length``); the logits
-of the supervised positions only (``loss.token_nll`` computes no others) and their gradient in fp32; and on
+of the supervised positions only (``loss.token_nll`` computes no others), one head chunk of them at a time
+(``mlxsft.backends.base.head_chunk_rows``), and their gradient in fp32; and on
 a CPU, where the peak is the process's resident memory, the Python/torch runtime (``RUNTIME_GB``).
 
 Checked on SmolLM2-135M, CPU, peak RSS, the bench job (``bench/bench_sft.py``): LoRA on all 30 layers with
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlxsft.backends.base import OPT_SLOTS, MemoryPlan
+from mlxsft.backends.base import OPT_SLOTS, MemoryPlan, head_chunk_rows
 from mlxsft.config import Config
 
 ACT_HIDDEN, ACT_INTER = 18.0, 6.0  # values per token per layer (fp32 on a CPU)
@@ -49,7 +50,10 @@ def estimate(model: Any, cfg: Config, rows: int, length: int, vocab_size: int, s
     else:
         activations = per_layer * n_layers
     fraction = min(max(supervised_fraction, 0.05), 1.0) if selective_logits else 1.0
-    logits = tokens * fraction * vocab_size * 4 * LOGIT_COPIES
+    positions = tokens * fraction
+    if selective_logits:  # the head runs one chunk of head_chunk_rows positions at a time (torch/loss.py)
+        positions = min(positions, head_chunk_rows(vocab_size))
+    logits = positions * vocab_size * 4 * LOGIT_COPIES
     gb = 1e9
     return MemoryPlan(weights / gb, trainable * 4 * slots / gb, activations / gb, logits / gb,
                       RUNTIME_GB if on_cpu else 0.0)
