@@ -47,4 +47,5 @@ def _metavar(base: Any) -> str:
 
 def overrides_from(kwargs: dict[str, Any]) -> dict[str, Any]:
     index = field_index()
-    return {k: v for k, v in kwargs.items() if k in index and v is not None and v != ()}  # (): a repeatable flag not given
+    # () is a repeatable flag (a list field) not given
+    return {k: v for k, v in kwargs.items() if k in index and v is not None and v != ()}

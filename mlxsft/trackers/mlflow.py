@@ -46,8 +46,8 @@ class MLflow:
                       for k, v in fields.items()]
             self.client.log_batch(self.id, params=params)
             self.client.log_text(self.id, config_text(run.config), "config.yaml")
-        self.where = (f"run {self.id} in {uri}"
-                      + (f" (mlflow ui --backend-store-uri {run.run_dir / 'mlruns'})" if uri.startswith("file:") else ""))
+        ui = f" (mlflow ui --backend-store-uri {run.run_dir / 'mlruns'})" if uri.startswith("file:") else ""
+        self.where = f"run {self.id} in {uri}{ui}"
 
     def _existing(self, run_id: Optional[str]) -> Optional[str]:
         if not run_id:
