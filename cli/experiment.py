@@ -121,7 +121,7 @@ def experiment() -> None:
 @experiment_options(steps=12, batch_size=4, max_seq_len=256, out="runs/experiments/curation")
 @click.option("--select", "select", type=click.IntRange(1), default=300, show_default=True,
               help="N: rows the curation keeps (and the random arm draws).")
-@click.option("--pool-multiple", type=click.IntRange(2), default=4, show_default=True,
+@click.option("--pool-multiple", type=click.IntRange(3), default=4, show_default=True,
               help="Pool size as a multiple of the bundled training set.")
 @click.option("--pool-seed", type=int, default=0, show_default=True, help="Seed of the pool and its defects.")
 @click.option("--scorer", default="reference:exact", show_default=True,

@@ -52,6 +52,7 @@ class Setup:
     general: Optional[Path] = None  # general prompts for the forgetting score (default: the bundled ones)
     n_general: Optional[int] = 8
     overrides: dict[str, Any] = field(default_factory=dict)  # more config fields for every arm
+    model_spec: Optional[str] = None  # what the arms load (``prepare_model``); default: ``model``
 
     @property
     def questions_path(self) -> Path:
@@ -134,13 +135,40 @@ def held_out_prompts(setup: Setup) -> set[str]:
     return {m["content"] for q in load_questions(setup.questions_path) for m in q.messages if m["role"] == "user"}
 
 
+# ----------------------------------------------------------------------------- the model, once
+def prepare_model(setup: Setup, callback: Callback = silent) -> str:
+    """The model spec every arm trains: ``setup.model``, except that a GGUF model on the torch backend is
+    de-quantized once into a cached Hugging Face folder (``$MLXSFT_CACHE/hf/<name>-<key>``). transformers
+    reads a GGUF in ~110 s on a 2-core CPU (the embedded Gemma 3 270M; the 262k-token vocabulary is most of
+    it) and the folder it writes (``models.from_gguf.gguf_to_hf``: the same tensors and tokenizer) in ~4 s,
+    so nine arms would otherwise spend most of their time loading."""
+    from mlxsft.backends.registry import resolve
+    from mlxsft.models import resolve_model
+
+    source = resolve_model(setup.model)
+    if source.format != "gguf" or resolve(setup.backend) != "torch":
+        return setup.model  # MLX caches its own conversion (models/cache.py); other formats load directly
+    from mlxsft.files import atomic_dir
+    from mlxsft.models.cache import COMPLETE, cache_root, is_complete
+    from mlxsft.models.fingerprint import model_content_key
+    from mlxsft.models.from_gguf import gguf_to_hf
+
+    gguf = Path(source.path)
+    folder = cache_root() / "hf" / f"{source.name}-{model_content_key(gguf).removeprefix('sha256:')[:16]}"
+    if not is_complete(folder):
+        callback("stage", {"text": f"de-quantizing {gguf.name} once into {folder} (the arms load it from there)"})
+        with atomic_dir(folder, exist_ok=True, marker=COMPLETE) as tmp:
+            gguf_to_hf(gguf, tmp)
+    return str(folder)
+
+
 # ----------------------------------------------------------------------------- one arm
 def arm_config(setup: Setup, arm: Arm, seed: int, run_dir: Path) -> Config:
     """``load_config`` of the shared budget, the setup's and the arm's overrides, the data, seed and folder."""
     from mlxsft.config import load_config
 
     values: dict[str, Any] = dict(
-        model=setup.model, backend=setup.backend, iters=setup.steps, batch_size=setup.batch_size,
+        model=setup.model_spec or setup.model, backend=setup.backend, iters=setup.steps, batch_size=setup.batch_size,
         max_seq_len=setup.max_seq_len, pack=True, eval_every=0, save_every=0, report_every=1,
         compare=True, compare_questions=str(setup.questions_path), compare_max_tokens=setup.max_tokens,
         forgetting=True, forgetting_prompts=str(setup.general_path), name=arm.name)

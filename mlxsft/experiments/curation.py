@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from typing import Any
 
 from mlxsft.errors import RunError
 from mlxsft.experiments.arms import Arm, ArmResult, Setup, aggregate, check_equal_budget, held_out_prompts, \
-    prepare_questions, run_arm
+    prepare_model, prepare_questions, run_arm
 from mlxsft.experiments.curate_pool import CurationSpec, curate, filter_report
 from mlxsft.experiments.events import Callback, silent
 from mlxsft.experiments.pool import LABELS, PoolSpec, build_pool
@@ -78,6 +79,7 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
     pool_path = pool.write(data / "pool.jsonl")
     atomic_write_json(data / "pool.labels.json", pool.labels)
     prepare_questions(setup)
+    setup = dataclasses.replace(setup, model_spec=prepare_model(setup, callback))
     check_held_out(pool_path, held_out_prompts(setup))
 
     callback("stage", {"text": f"curating {len(pool.rows)} rows to {opts.select}"})

@@ -219,8 +219,10 @@ def build_pool(spec: PoolSpec) -> Pool:
     n_clean = size - sum(counts.values())
     n_fresh_clean = n_clean - len(bundled) - PARAPHRASE_GROUPS  # each paraphrase group's first row is clean
     if n_fresh_clean < 0:
-        raise ValueError(f"a pool of {size} rows with these rates has room for fewer clean rows than the "
-                         f"{len(bundled)} bundled ones")
+        from mlxsft.errors import ConfigError
+
+        raise ConfigError(f"a pool of {size} rows with these defect rates has room for fewer clean rows than the "
+                          f"{len(bundled)} bundled ones", hint="make the pool larger (--pool-multiple 3 or more)")
 
     rows: list[_Row] = [_Row(m, None, "clean") for m in bundled]
     for _ in range(n_fresh_clean):
