@@ -12,6 +12,7 @@ before/after table) is backend-neutral and lives once in ``mlxsft/train.py``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -31,7 +32,15 @@ HEAD_CHUNK_VALUES = 1 << 24
 
 def head_chunk_rows(vocab_size: int) -> int:
     """Supervised positions per head chunk: a multiple of 32 (the selection's padding), at least 32."""
+    if whole_head():
+        return 1 << 30  # every position in one piece (slice bounds stay 32-bit for MLX)
     return max(32, (HEAD_CHUNK_VALUES // max(vocab_size, 1)) // 32 * 32)
+
+
+def whole_head() -> bool:
+    """``MLXSFT_WHOLE_HEAD=1``: the head's logits all at once and differentiated by the framework, as before the
+    chunks (``bench/bench_head.py`` measures both ways)."""
+    return os.environ.get("MLXSFT_WHOLE_HEAD") == "1"
 
 
 @dataclass

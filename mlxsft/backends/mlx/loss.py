@@ -23,7 +23,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
-from mlxsft.backends.base import head_chunk_rows
+from mlxsft.backends.base import head_chunk_rows, whole_head
 
 
 class SegmentMask:
@@ -130,7 +130,7 @@ def _selected_nll(model: nn.Module, parts: tuple[Callable, Callable], ids: mx.ar
     picked_targets = targets.reshape(-1)[idx]
     matrix = head_matrix(model)
     chunk = chunk or head_chunk_rows(matrix.shape[0] if matrix is not None else 1)
-    if matrix is not None and head_grad is not None:
+    if matrix is not None and head_grad is not None and not whole_head():
         nll = _fused_head_nll(chunk, head_grad == "hidden+weight")(picked, matrix, picked_targets, weight)[0]
     else:  # no gradient, or a head that is not one plain matrix (quantized): chunked, each chunk after the last
         nll, done = mx.zeros((), mx.float32), None

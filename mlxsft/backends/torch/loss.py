@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Optional
 
-from mlxsft.backends.base import head_chunk_rows
+from mlxsft.backends.base import head_chunk_rows, whole_head
 
 
 def packed_positions(segments: Any) -> Any:
@@ -150,7 +150,7 @@ def head_nll(head: Any, hidden: Any, targets: Any, chunk: Optional[int] = None) 
     import torch
 
     chunk = chunk or head_chunk_rows(head.weight.shape[0] if hasattr(head, "weight") else 1)
-    if type(head) is torch.nn.Linear:
+    if type(head) is torch.nn.Linear and not whole_head():
         grad = torch.is_grad_enabled()
         needs = tuple(grad and t is not None and t.requires_grad for t in (hidden, head.weight, head.bias))
         return _fused_head_nll().apply(hidden, head.weight, head.bias, targets, chunk, needs)
