@@ -240,9 +240,14 @@ def compare_batched(answerers: dict[str, BatchAnswerFn], questions: list[Questio
 def compare_models(backend: str, views: dict[str, Any], tokenizer: Any, questions: list[Question], *,
                    template: str, template_kwargs: Optional[dict] = None, max_tokens: int = 128,
                    general: Optional[list[list[dict]]] = None, progress: Optional[Callable[[int, int], None]] = None,
-                   on_forgetting: Optional[Callable[[int], None]] = None) -> CompareReport:
+                   on_forgetting: Optional[Callable[[int], None]] = None,
+                   base_memo: Optional[dict[str, Any]] = None) -> CompareReport:
     """Ask ``questions`` of each model view (batched, greedy) and, given ``general`` prompts and both a base and a
-    tuned view, measure the forgetting score: what ``mlxsft train``'s table and ``mlxsft eval`` both do."""
+    tuned view, measure the forgetting score: what ``mlxsft train``'s table and ``mlxsft eval`` both do.
+
+    ``base_memo``: a dict kept by a caller that asks the same base model again (the arms of ``mlxsft
+    experiment``): the base view's greedy answers are stored in it and reused for the same conversation, template
+    and token limit, so only the tuned model answers the second time."""
     from functools import partial
 
     from mlxsft.backends import registry
@@ -253,6 +258,9 @@ def compare_models(backend: str, views: dict[str, Any], tokenizer: Any, question
     kw = dict(template=template, template_kwargs=template_kwargs, max_tokens=max_tokens)
     answerers = {name: partial(gen.generate_answers_batch, view.model, tokenizer, activate=view.activate, **kw)
                  for name, view in views.items()}
+    if base_memo is not None and "base" in answerers:
+        answerers["base"] = _memoized(answerers["base"], base_memo, json.dumps([template, template_kwargs,
+                                                                                max_tokens], sort_keys=True))
     report = compare_batched(answerers, questions, progress=progress)
     if general and {"base", "tuned"} <= set(views):
         if on_forgetting:
@@ -262,6 +270,19 @@ def compare_models(backend: str, views: dict[str, Any], tokenizer: Any, question
         report.forgetting = measure_forgetting(general, answerers["base"],
                                                partial(drift, logprobs, views["base"], views["tuned"]), render)
     return report
+
+
+def _memoized(answer: BatchAnswerFn, memo: dict[str, Any], settings: str) -> BatchAnswerFn:
+    """``answer`` that looks each conversation up in ``memo`` first and stores what it had to generate."""
+    def call(convs: list[list[dict]]) -> list[Any]:
+        keys = [settings + json.dumps(c, sort_keys=True) for c in convs]
+        missing = [(k, c) for k, c in zip(keys, convs) if k not in memo]
+        if missing:
+            for (k, _), a in zip(missing, answer([c for _, c in missing])):
+                memo[k] = a
+        return [memo[k] for k in keys]
+
+    return call
 
 
 # ----------------------------------------------------------------------------- validation loss

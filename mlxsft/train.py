@@ -83,8 +83,11 @@ def check_inputs(cfg: Config) -> None:
 
 def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, plan_only: bool = False,
                  callback: Optional[Callback] = None, config_file: Optional[str] = None,
-                 accept_changes: bool = False) -> TrainOutcome:
-    """Train ``cfg`` on its backend; the steps read top to bottom, the backend does the model-specific parts."""
+                 accept_changes: bool = False, base_memo: Optional[dict] = None) -> TrainOutcome:
+    """Train ``cfg`` on its backend; the steps read top to bottom, the backend does the model-specific parts.
+
+    ``base_memo``: kept across calls that train the same base model (``mlxsft experiment``'s arms), so the
+    before/after table generates the base model's answers once (``evaluate.compare_models``)."""
     from mlxsft.backends import registry
     from mlxsft.data import prepare_split, resolve_chat_template
     from mlxsft.distributed import launch_rank
@@ -183,7 +186,7 @@ def run_training(cfg: Config, *, resume: bool = False, overwrite: bool = False, 
                                          f"processes (FSDP); `mlxsft eval --adapter {run_dir} --compare` gives it"})
             else:
                 try:
-                    outcome.compare = compare_base_and_tuned(cfg, backend, loaded, template, emit)
+                    outcome.compare = compare_base_and_tuned(cfg, backend, loaded, template, emit, base_memo)
                     write_run_report(run_dir, emit)  # again, with the before/after questions
                 except KeyboardInterrupt:  # the run is finished and saved; only the table is missing
                     outcome.compare_stopped = True
@@ -254,7 +257,8 @@ def maybe_split(cfg: Config, hf_tok: Any, split: str, template: str) -> Any:
         return None
 
 
-def compare_base_and_tuned(cfg: Config, backend: Any, loaded: Any, template: str, emit: Callback) -> Any:
+def compare_base_and_tuned(cfg: Config, backend: Any, loaded: Any, template: str, emit: Callback,
+                           base_memo: Optional[dict] = None) -> Any:
     """Ask the held-out questions of the base and the tuned model, and measure the forgetting score; returns a
     CompareReport, also written to compare.json."""
     from mlxsft.evaluate import compare_models, load_general_prompts, run_questions
@@ -268,7 +272,8 @@ def compare_base_and_tuned(cfg: Config, backend: Any, loaded: Any, template: str
                            progress=lambda d, n: emit("compare_progress", {"done": d, "total": n}),
                            on_forgetting=lambda n: emit("message", {"text": f"forgetting score: the base answers {n} "
                                                                             "general prompts, then both models score "
-                                                                            "those answers"}))
+                                                                            "those answers"}),
+                           base_memo=base_memo)
     report.source = source
     atomic_write_json(Path(t.out) / "compare.json", report.to_dict())
     emit("compare", {"report": report})

@@ -88,6 +88,7 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
     report = filter_report(pool.labels, run.removed, run.kept)
 
     results: list[ArmResult] = []
+    base_memo: dict = {}  # the base model answers the held-out and general prompts once, not once per arm
     total = len(ARMS) * len(setup.seeds)
     for seed in setup.seeds:
         arms = {"curated": run.curated, "random": random_rows(pool_path, opts.select, seed,
@@ -96,7 +97,7 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
         for name in ARMS:
             arm = Arm(name, arms[name], description=ARM_TEXT[name])
             callback("arm_start", {"arm": name, "seed": seed, "index": len(results) + 1, "total": total})
-            result, cached = run_arm(setup, arm, seed, callback)
+            result, cached = run_arm(setup, arm, seed, callback, base_memo)
             results.append(result)
             callback("arm_done", {"result": result, "cached": cached})
     budget = check_equal_budget(results)
