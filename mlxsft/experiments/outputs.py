@@ -5,6 +5,7 @@
     bar_panels(out / "curation.png", ["curated", "random", "pool"],
                [("held-out right", "questions", [spread_a, spread_b, spread_c])])
     stacked_bars(out / "filter.png", ["clean", "wrong"], {"repetition": [0, 3], "kept": [279, 0]})
+    scatter_points(out / "methods.png", ["lora-r8", "full"], [kl_a, kl_b], [gain_a, gain_b], "forgot", "learned")
 
 Every file is written to a temporary name and renamed into place, so a kill never leaves half of one.
 """
@@ -89,6 +90,36 @@ def stacked_bars(path: Path, categories: Sequence[str], stacks: dict[str, Sequen
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def scatter_points(path: Path, labels: Sequence[str], xs: Sequence[Spread], ys: Sequence[Spread], xlabel: str,
+                   ylabel: str, title: Optional[str] = None) -> Path:
+    """One point per label at (mean x, mean y) over seeds, with the standard deviation as error bars both ways
+    and the seeds themselves as faint dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=100)
+    colors = ["tab:blue", "tab:purple", "tab:red", "tab:green", "tab:orange", "tab:gray"]
+    for i, (label, x, y) in enumerate(zip(labels, xs, ys)):
+        if x.mean is None or y.mean is None:
+            continue
+        color = colors[i % len(colors)]
+        ax.errorbar([x.mean], [y.mean], xerr=[x.sd or 0.0], yerr=[y.sd or 0.0], fmt="o", capsize=4, color=color,
+                    label=label, markersize=7)
+        if len(x.values) == len(y.values):
+            ax.scatter(x.values, y.values, color=color, alpha=0.35, s=14)
+        ax.annotate(label, (x.mean, y.mean), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return _save(fig, path)
 
