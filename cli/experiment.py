@@ -3,6 +3,7 @@
     mlxsft experiment curation                                  # curated N vs N random rows vs the whole pool
     mlxsft experiment curation --steps 20 --seeds 5 --out runs/experiments/curation-20
     mlxsft experiment curation --set learning_rate=2e-3         # any config field, for every arm
+    mlxsft experiment methods                                   # LoRA r8, LoRA r64, full fine-tuning
 
 Each writes OUT/results.json, OUT/table.md and OUT/*.png, and prints the table. Arms already measured in OUT
 (same config, data and questions) are read back, so running the same command again after Ctrl-C continues.
@@ -75,7 +76,7 @@ def experiment_options(steps: int, batch_size: int, max_seq_len: int, out: str) 
                          help="Held-out questions file [default: the bundled eval questions]."),
             click.option("--n-questions", type=click.IntRange(1), default=None,
                          help="Ask only the first N questions with a reference [default: all]."),
-            click.option("--max-tokens", type=click.IntRange(1), default=24, show_default=True,
+            click.option("--max-tokens", type=click.IntRange(1), default=20, show_default=True,
                          help="New tokens per answer when scoring."),
             click.option("--n-general", type=click.IntRange(1), default=8, show_default=True,
                          help="General prompts for the forgetting score."),
@@ -118,7 +119,7 @@ def experiment() -> None:
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=12, batch_size=4, max_seq_len=256, out="runs/experiments/curation")
+@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/curation")
 @click.option("--select", "select", type=click.IntRange(1), default=300, show_default=True,
               help="N: rows the curation keeps (and the random arm draws).")
 @click.option("--pool-multiple", type=click.IntRange(3), default=4, show_default=True,
@@ -141,3 +142,32 @@ def curation(data: Optional[str], select: int, pool_multiple: int, pool_seed: in
     opts = CurationOptions(setup=make_setup(**kw), pool=PoolSpec(seed=pool_seed, multiple=pool_multiple),
                            select=select, scorer=scorer, embedder=embedder)
     _run(opts.setup.backend, lambda view: run_curation(opts, view))
+
+
+def parse_ranks(text: str) -> tuple[int, ...]:
+    """``8,64`` -> LoRA ranks 8 and 64."""
+    from mlxsft.errors import ConfigError
+
+    try:
+        ranks = tuple(int(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise ConfigError(f"--ranks {text}: expected LoRA ranks such as 8,64") from None
+    if not ranks or min(ranks) < 1 or len(set(ranks)) != len(ranks):
+        raise ConfigError(f"--ranks {text}: expected distinct positive LoRA ranks such as 8,64")
+    return ranks
+
+
+@experiment.command(context_settings=SETTINGS)
+@experiment_options(steps=12, batch_size=4, max_seq_len=256, out="runs/experiments/methods")
+@click.option("--ranks", default="8,64", show_default=True, metavar="R,R,...", help="LoRA ranks, one arm each.")
+@click.option("--lora-lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Learning rate of the LoRA arms.")
+@click.option("--full-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Learning rate of full fine-tuning (LoRA's best rate is commonly ~10x full's).")
+def methods(data: Optional[str], ranks: str, lora_lr: float, full_lr: float, **kw: Any) -> None:
+    """LoRA learns less and forgets less? LoRA at two ranks vs full fine-tuning, same data, steps and tokens."""
+    from mlxsft.experiments.methods import MethodsOptions, run_methods
+
+    opts = MethodsOptions(setup=make_setup(**kw), data=Path(data) if data else None, ranks=parse_ranks(ranks),
+                          lora_lr=lora_lr, full_lr=full_lr)
+    _run(opts.setup.backend, lambda view: run_methods(opts, view))
