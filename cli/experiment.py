@@ -4,6 +4,7 @@
     mlxsft experiment curation --steps 20 --seeds 5 --out runs/experiments/curation-20
     mlxsft experiment curation --set learning_rate=2e-3         # any config field, for every arm
     mlxsft experiment methods                                   # LoRA r8, LoRA r64, full fine-tuning
+    mlxsft experiment reasoning                                 # final answer alone vs worked trace + answer
 
 Each writes OUT/results.json, OUT/table.md and OUT/*.png, and prints the table. Arms already measured in OUT
 (same config, data and questions) are read back, so running the same command again after Ctrl-C continues.
@@ -171,3 +172,31 @@ def methods(data: Optional[str], ranks: str, lora_lr: float, full_lr: float, **k
     opts = MethodsOptions(setup=make_setup(**kw), data=Path(data) if data else None, ranks=parse_ranks(ranks),
                           lora_lr=lora_lr, full_lr=full_lr)
     _run(opts.setup.backend, lambda view: run_methods(opts, view))
+
+
+@experiment.command(context_settings=SETTINGS)
+@experiment_options(steps=12, batch_size=4, max_seq_len=256, out="runs/experiments/reasoning")
+@click.option("--problems", "n_train", type=click.IntRange(1), default=600, show_default=True,
+              help="Generated training problems (both arms train on the same ones).")
+@click.option("--held-out", "n_held_out", type=click.IntRange(3), default=48, show_default=True,
+              help="Generated held-out problems, none of them a training problem.")
+@click.option("--problem-seed", type=int, default=0, show_default=True, help="Seed of the problem generator.")
+@click.pass_context
+def reasoning(ctx: click.Context, data: Optional[str], n_train: int, n_held_out: int, problem_seed: int,
+              **kw: Any) -> None:
+    """Reasoning traces teach reasoning? The final answer alone vs a worked trace, then the answer, at equal steps."""
+    from mlxsft.errors import ConfigError
+    from mlxsft.experiments.reasoning import ReasoningOptions, run_reasoning
+    from mlxsft.experiments.reasoning_data import ReasoningSpec
+
+    if data is not None:
+        raise ConfigError("--data: the reasoning experiment generates its problems and traces (--problems, "
+                          "--problem-seed); no other dataset yet")
+    if kw.get("questions") is not None:
+        raise ConfigError("--questions: the reasoning experiment scores its own generated held-out problems "
+                          "(--held-out)")
+    # --max-tokens left at its default: a limit every reference trace and its answer fit in
+    given = ctx.get_parameter_source("max_tokens") == click.core.ParameterSource.COMMANDLINE
+    opts = ReasoningOptions(setup=make_setup(**kw), max_tokens=kw["max_tokens"] if given else None,
+                            problems=ReasoningSpec(seed=problem_seed, train=n_train, held_out=n_held_out))
+    _run(opts.setup.backend, lambda view: run_reasoning(opts, view))

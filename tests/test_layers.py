@@ -152,3 +152,20 @@ def test_the_source_is_pyflakes_clean():
     out, err = io.StringIO(), io.StringIO()
     found = checkRecursive([str(ROOT / "mlxsft"), str(ROOT / "cli")], Reporter(out, err))
     assert found == 0, out.getvalue() + err.getvalue()
+
+
+def test_experiments_sit_on_top_and_reach_models_only_through_training_and_scoring():
+    """mlxsft.experiments uses train / evaluate / curate / data; only the CLI imports it, and it imports no
+    framework or backend package itself."""
+    graph = import_graph()
+    users = {m for m, deps in graph.items() if any(d.startswith("mlxsft.experiments") for d in deps)
+             and not m.startswith(("mlxsft.experiments", "mlxsft.cli"))}
+    assert users == set()
+    for name, path in _modules().items():
+        if name.startswith("mlxsft.experiments"):
+            tree = ast.parse(path.read_text())
+            used = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            used |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+            direct = {m for m in used if m.split(".")[0] in ("mlx", "mlx_lm", "torch", "peft", "transformers")
+                      or m.startswith(("mlxsft.backends.mlx", "mlxsft.backends.torch"))}
+            assert not direct, (name, direct)

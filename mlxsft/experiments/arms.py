@@ -1,7 +1,7 @@
 """One arm of an experiment: train a config variant with ``mlxsft.train.run_training``, score it with the
 before/after table's machinery, and keep its numbers; what every arm of an experiment shares is a ``Setup``.
 
-    setup = Setup(out=Path("runs/experiments/curation"), steps=12, seeds=(0, 1, 2))
+    setup = Setup(out=Path("runs/experiments/curation"), steps=8, seeds=(0, 1, 2))
     questions, general = prepare_questions(setup)             # OUT/questions.jsonl, OUT/general.jsonl
     result = run_arm(setup, Arm("curated", Path("curated.jsonl")), seed=0, callback=print)
     result.right, result.kl, result.trained_tokens            # held-out right answers, forgetting, budget
@@ -42,13 +42,13 @@ class Setup:
     out: Path
     model: str = DEFAULT_MODEL
     backend: str = "auto"
-    steps: int = 12  # optimizer steps per arm
+    steps: int = 8  # optimizer steps per arm
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 4  # packed sequences per step
     max_seq_len: int = 256  # tokens per packed sequence
     questions: Optional[Path] = None  # held-out questions file (default: the bundled eval questions)
     n_questions: Optional[int] = None  # ask only the first N questions that have a reference
-    max_tokens: int = 24  # new tokens per answer when scoring
+    max_tokens: int = 20  # new tokens per answer when scoring (the longest reference is ~15)
     general: Optional[Path] = None  # general prompts for the forgetting score (default: the bundled ones)
     n_general: Optional[int] = 8
     overrides: dict[str, Any] = field(default_factory=dict)  # more config fields for every arm
