@@ -102,7 +102,10 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
             callback("arm_done", {"result": result, "cached": cached})
     budget = check_equal_budget(results)
     summary = aggregate(results, METRICS)
-    payload = {"experiment": "curation", "setup": _setup_dict(setup), "pool": asdict(opts.pool),
+    from mlxsft.backends.registry import resolve
+
+    payload = {"experiment": "curation", "setup": _setup_dict(setup), "backend": resolve(setup.backend),
+               "pool": asdict(opts.pool),
                "pool_rows": len(pool.rows), "select": opts.select, "scorer": opts.scorer,
                "embedder": next((r.get("embedder") for r in run.filter_reports if r.get("embedder")), None),
                "budget": budget, "filter_report": report,
@@ -143,18 +146,18 @@ def curation_table(payload: dict[str, Any], summary: dict[str, dict[str, Any]]) 
 
     s, b, rep = payload["setup"], payload["budget"], payload["filter_report"]
     n_q = payload["arms"][0]["questions"]
-    lines = ["# Curation beats volume? (`mlxsft experiment curation`)\n",
-             f"{s['model']} ({s['backend']} backend), LoRA, {b['steps']} optimizer steps of {s['batch_size']} packed "
+    lines = ["# Curation beats volume? (`mlxsft experiment curation`)\n\n",
+             f"{s['model']} ({payload['backend']} backend), LoRA, {b['steps']} optimizer steps of {s['batch_size']} packed "
              f"sequences of {s['max_seq_len']} tokens per arm ({b['tokens_min']}-{b['tokens_max']} trained tokens), "
              f"seeds {', '.join(map(str, s['seeds']))}; pool of {payload['pool_rows']} rows, curated to "
              f"N = {payload['select']}; scored on {n_q} held-out questions (greedy, at most {s['max_tokens']} "
-             f"new tokens) and {s['n_general'] or 'all'} general prompts for forgetting. Mean ± sd over seeds.\n"]
+             f"new tokens) and {s['n_general'] or 'all'} general prompts for forgetting. Mean ± sd over seeds.\n\n"]
     rows = []
     for arm, m in summary.items():
-        rows.append([f"{arm} ({ARM_TEXT.get(arm, '')})", f"{m['rows'].text(0)}", f"{m['right'].text(1)} / {n_q}",
+        rows.append([f"{arm} ({ARM_TEXT.get(arm, '')})", m["rows"].text(0, sd=False), f"{m['right'].text(1)} / {n_q}",
                      m["wins"].text(1), m["regressions"].text(1), m["kl"].text(3),
                      _pct(m["stop_rate"]), m["train_loss"].text(3), m["trained_tokens"].text(0),
-                     m["s_per_step"].text(2), m["peak_memory_gb"].text(2), m["trainable_params"].text(0)])
+                     m["s_per_step"].text(2), m["peak_memory_gb"].text(2), m["trainable_params"].text(0, sd=False)])
     base = summary[next(iter(summary))]["right_base"].text(0)
     lines.append(markdown_table(["arm", "rows", "held-out right", "wins", "regressions", "forgetting KL",
                                  "stops", "final train loss", "trained tokens", "s / step", "peak GB",
@@ -162,23 +165,23 @@ def curation_table(payload: dict[str, Any], summary: dict[str, dict[str, Any]]) 
     lines.append(f"\nThe base model answers {base} / {n_q} right. Forgetting KL: KL(base || tuned) in nats per "
                  f"token on the base model's answers to general prompts; stops: tuned answers that ended at the "
                  f"end of turn.\n")
-    lines.append("\n## Filter report: what each curation step removed, per planted label\n")
+    lines.append("\n## Filter report: what each curation step removed, per planted label\n\n")
     header = ["step", "removed", *LABELS, "precision"]
     step_rows = [[step, v["removed"], *[v["by_label"][label] for label in LABELS], _pct(v["precision"])]
                  for step, v in rep["steps"].items()]
     step_rows.append(["**kept (curated N)**", rep["rows_out"], *[rep["kept"][label] for label in LABELS], ""])
     step_rows.append(["planted in the pool", rep["rows_in"], *[rep["planted"][label] for label in LABELS], ""])
     lines.append(markdown_table(header, step_rows))
-    lines.append("\n| defect | planted | removed | recall | recall before selection | in the curated N |\n"
-                 "| --- | --: | --: | --: | --: | --: |\n" +
-                 "".join(f"| {d} | {v['planted']} | {v['removed']} | {_pct(v['recall'])} | "
-                         f"{_pct(v['filter_recall'])} | {v['kept']} |\n" for d, v in rep["defects"].items()))
+    lines.append("\n" + markdown_table(
+        ["defect", "planted", "removed", "recall", "recall before selection", "in the curated N"],
+        [[d, v["planted"], v["removed"], _pct(v["recall"]), _pct(v["filter_recall"]), v["kept"]]
+         for d, v in rep["defects"].items()]))
     f, o = rep["filters"], rep["overall"]
     lines.append(f"\nThe filtering steps (before the selection) removed {f['removed']} rows with precision "
                  f"{_pct(f['precision'])} and recall {_pct(f['recall'])} of the planted defects; with the "
                  f"selection to N, recall {_pct(o['recall'])}. Defective rows in the curated N: "
                  f"{_pct(rep['kept_defective'])}.\n")
-    return "\n".join(lines)
+    return "".join(lines)
 
 
 def _pct(x: Any) -> str:

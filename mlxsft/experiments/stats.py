@@ -22,10 +22,10 @@ class Spread:
     max: Optional[float]
     values: list[float]
 
-    def text(self, digits: int = 1) -> str:
+    def text(self, digits: int = 1, sd: bool = True) -> str:
         if self.mean is None:
             return "—"
-        if self.sd is None:
+        if self.sd is None or not sd:
             return f"{self.mean:.{digits}f}"
         return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f}"
 
