@@ -299,9 +299,10 @@ def _precision(path: Path) -> str:
 
 # ----------------------------------------------------------------------------- README.md
 def adapter_card(run: RunFolder, fmt: str, base: str, files: list[str], precision: str, *, adapter_file: str = "",
-                 base_gguf: str = "", base_note: str = "", alpha: Optional[float] = None) -> str:
+                 base_gguf: str = "", base_note: str = "", alpha: Optional[float] = None, name: str = "") -> str:
     """A short model card: what the adapter is, what base it needs, and how to load it. gguf-lora: the
-    adapter's file, the file name the Modelfile's FROM gives the base GGUF, what to say about it, its alpha."""
+    adapter's file, the file name the Modelfile's FROM gives the base GGUF, what to say about it, its alpha,
+    the export's name (the Ollama model's)."""
     from mlxsft.export.card import MARKER, _metrics, _method_name, _run_ref, _section, _yaml
 
     cfg = run.config
@@ -336,8 +337,9 @@ def adapter_card(run: RunFolder, fmt: str, base: str, files: list[str], precisio
                "model = PeftModel.from_pretrained(base, '.')",
                "```"]
     elif fmt == "gguf-lora":
-        use = [f"The base model's GGUF: {base_note}", "",
-               "```bash", f"ollama create {run.name.lower()} -f Modelfile && ollama run {run.name.lower()}",
+        ollama = (name or run.name).lower()
+        use = [f"**The base model's GGUF.** {base_note}", "",
+               "```bash", f"ollama create {ollama} -f Modelfile && ollama run {ollama}",
                f"llama-cli -m {base_gguf} --lora {adapter_file} --jinja --chat-template-file chat_template.jinja",
                "```"]
     else:

@@ -239,7 +239,7 @@ def export_gguf_lora(run: RunFolder, tmp: Path, layout: BaseLayout, lora: LoraTe
     (tmp / "Modelfile").write_text(text, encoding="utf-8")
     files = sorted([p.name for p in tmp.iterdir() if p.is_file()] + ["README.md"])
     card = adapter_card(run, "gguf-lora", layout.name, files, gguf_type, adapter_file=file,
-                        base_gguf=layout.from_name, base_note=layout.note, alpha=lora.alpha)
+                        base_gguf=layout.from_name, base_note=layout.note, alpha=lora.alpha, name=name)
     (tmp / "README.md").write_text(card, encoding="utf-8")
     report("done", 1.0)
     return files, stops, warnings
