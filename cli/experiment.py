@@ -159,7 +159,7 @@ def parse_ranks(text: str) -> tuple[int, ...]:
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=12, batch_size=4, max_seq_len=256, out="runs/experiments/methods")
+@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/methods")
 @click.option("--ranks", default="8,64", show_default=True, metavar="R,R,...", help="LoRA ranks, one arm each.")
 @click.option("--lora-lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Learning rate of the LoRA arms.")
@@ -175,7 +175,7 @@ def methods(data: Optional[str], ranks: str, lora_lr: float, full_lr: float, **k
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=12, batch_size=4, max_seq_len=256, out="runs/experiments/reasoning")
+@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/reasoning")
 @click.option("--problems", "n_train", type=click.IntRange(1), default=600, show_default=True,
               help="Generated training problems (both arms train on the same ones).")
 @click.option("--held-out", "n_held_out", type=click.IntRange(3), default=48, show_default=True,
@@ -184,7 +184,9 @@ def methods(data: Optional[str], ranks: str, lora_lr: float, full_lr: float, **k
 @click.pass_context
 def reasoning(ctx: click.Context, data: Optional[str], n_train: int, n_held_out: int, problem_seed: int,
               **kw: Any) -> None:
-    """Reasoning traces teach reasoning? The final answer alone vs a worked trace, then the answer, at equal steps."""
+    """Reasoning traces teach reasoning? The final answer alone vs a worked trace, then the answer, at equal steps.
+
+    Unless --max-tokens is given, answers may run to a limit every reference trace and its answer fit in."""
     from mlxsft.errors import ConfigError
     from mlxsft.experiments.reasoning import ReasoningOptions, run_reasoning
     from mlxsft.experiments.reasoning_data import ReasoningSpec
