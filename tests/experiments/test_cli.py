@@ -1,10 +1,9 @@
 """``mlxsft experiment curation`` end to end on a tiny random model: the three outputs, equal steps and tokens
-in every arm's own metrics.jsonl, a re-run that reads the arms back, and bad input as a one-line error."""
+in every arm's own metrics.jsonl, and bad input as a one-line error."""
 
 from __future__ import annotations
 
 import json
-import time
 
 from mlxsft.runs import MetricsLog
 from tests.helpers import run_cli
@@ -15,9 +14,7 @@ TINY = ("--steps", "2", "--seeds", "1", "--batch-size", "1", "--max-seq-len", "5
 
 def test_curation_end_to_end_on_a_tiny_model(tiny_llama_dir, tmp_path):
     out = tmp_path / "exp"
-    start = time.perf_counter()
     proc = run_cli("experiment", "curation", "--model", str(tiny_llama_dir), "--out", str(out), *TINY)
-    first_s = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("results.json", "table.md", "curation.png", "filter.png"):
         assert (out / name).stat().st_size > 0, name
@@ -37,13 +34,6 @@ def test_curation_end_to_end_on_a_tiny_model(tiny_llama_dir, tmp_path):
     table = (out / "table.md").read_text()
     assert "| curated (the N curated rows) |" in table and "precision" in table
     assert table in proc.stdout  # the table is printed as written
-    # again: every arm is read back, not retrained
-    start = time.perf_counter()
-    again = run_cli("experiment", "curation", "--model", str(tiny_llama_dir), "--out", str(out), *TINY)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("measured before, read back") == 3
-    assert time.perf_counter() - start < first_s
-    assert json.loads((out / "results.json").read_text())["arms"] == results["arms"]
 
 
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
