@@ -120,7 +120,7 @@ def experiment() -> None:
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/curation")
+@experiment_options(steps=32, batch_size=1, max_seq_len=256, out="runs/experiments/curation")
 @click.option("--select", "select", type=click.IntRange(1), default=300, show_default=True,
               help="N: rows the curation keeps (and the random arm draws).")
 @click.option("--pool-multiple", type=click.IntRange(3), default=4, show_default=True,
@@ -175,7 +175,7 @@ def methods(data: Optional[str], ranks: str, lora_lr: float, full_lr: float, **k
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/reasoning")
+@experiment_options(steps=8, batch_size=2, max_seq_len=512, out="runs/experiments/reasoning")
 @click.option("--problems", "n_train", type=click.IntRange(1), default=600, show_default=True,
               help="Generated training problems (both arms train on the same ones).")
 @click.option("--held-out", "n_held_out", type=click.IntRange(3), default=48, show_default=True,
