@@ -5,6 +5,7 @@
     mlxsft experiment curation --set learning_rate=2e-3         # any config field, for every arm
     mlxsft experiment methods                                   # LoRA r8, LoRA r64, full fine-tuning
     mlxsft experiment reasoning                                 # final answer alone vs worked trace + answer
+    mlxsft experiment distill                                   # the student trained on a teacher's answers
 
 Each writes OUT/results.json, OUT/table.md and OUT/*.png, and prints the table. Arms already measured in OUT
 (same config, data and questions) are read back, so running the same command again after Ctrl-C continues.
@@ -202,3 +203,22 @@ def reasoning(ctx: click.Context, data: Optional[str], n_train: int, n_held_out:
     opts = ReasoningOptions(setup=make_setup(**kw), max_tokens=kw["max_tokens"] if given else None,
                             problems=ReasoningSpec(seed=problem_seed, train=n_train, held_out=n_held_out))
     _run(opts.setup.backend, lambda view: run_reasoning(opts, view))
+
+
+@experiment.command(context_settings=SETTINGS)
+@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/distill")
+@click.option("--teacher", default="smollm2-135m-instruct", show_default=True, metavar="SPEC|URL",
+              help="Teacher: a model spec, or an OpenAI-compatible endpoint (http(s)://.../v1).")
+@click.option("--teacher-model", default=None, help="The model an endpoint teacher serves.")
+@click.option("--api-key-env", default=None, metavar="VAR", help="Environment variable holding the endpoint's key.")
+@click.option("--teacher-max-tokens", type=click.IntRange(1), default=48, show_default=True,
+              help="New tokens per teacher answer to a training prompt.")
+def distill(data: Optional[str], teacher: str, teacher_model: Optional[str], api_key_env: Optional[str],
+            teacher_max_tokens: int, **kw: Any) -> None:
+    """Distillation transfers a skill? A teacher answers the prompts, the student (--model) trains on its answers."""
+    from mlxsft.experiments.distill import DistillExperiment, run_distill
+
+    opts = DistillExperiment(setup=make_setup(**kw), teacher=teacher, data=Path(data) if data else None,
+                             teacher_max_tokens=teacher_max_tokens, teacher_model_name=teacher_model,
+                             api_key_env=api_key_env)
+    _run(opts.setup.backend, lambda view: run_distill(opts, view))

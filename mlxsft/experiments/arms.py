@@ -1,7 +1,7 @@
 """One arm of an experiment: train a config variant with ``mlxsft.train.run_training``, score it with the
 before/after table's machinery, and keep its numbers; what every arm of an experiment shares is a ``Setup``.
 
-    setup = Setup(out=Path("runs/experiments/curation"), steps=8, seeds=(0, 1, 2))
+    setup = Setup(out=Path("runs/experiments/curation"), steps=32, seeds=(0, 1, 2))
     questions, general = prepare_questions(setup)             # OUT/questions.jsonl, OUT/general.jsonl
     result = run_arm(setup, Arm("curated", Path("curated.jsonl")), seed=0, callback=print)
     result.right, result.kl, result.trained_tokens            # held-out right answers, forgetting, budget
@@ -42,9 +42,9 @@ class Setup:
     out: Path
     model: str = DEFAULT_MODEL
     backend: str = "auto"
-    steps: int = 8  # optimizer steps per arm
+    steps: int = 32  # optimizer steps per arm
     seeds: tuple[int, ...] = (0, 1, 2)
-    batch_size: int = 4  # packed sequences per step
+    batch_size: int = 1  # packed sequences per step
     max_seq_len: int = 256  # tokens per packed sequence
     questions: Optional[Path] = None  # held-out questions file (default: the bundled eval questions)
     n_questions: Optional[int] = None  # ask only the first N questions that have a reference
