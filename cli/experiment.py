@@ -54,7 +54,8 @@ def parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def experiment_options(steps: int, batch_size: int, max_seq_len: int, out: str) -> Callable:
+def experiment_options(steps: int, batch_size: int, max_seq_len: int, out: str, n_questions: Optional[int] = None,
+                       max_tokens: int = 20) -> Callable:
     """The options every experiment takes, with that experiment's defaults."""
     def decorate(fn: Callable) -> Callable:
         for opt in reversed([
@@ -76,9 +77,9 @@ def experiment_options(steps: int, batch_size: int, max_seq_len: int, out: str) 
                          help="Tokens per packed sequence."),
             click.option("--questions", default=None, type=click.Path(dir_okay=False),
                          help="Held-out questions file [default: the bundled eval questions]."),
-            click.option("--n-questions", type=click.IntRange(1), default=None,
-                         help="Ask only the first N questions with a reference [default: all]."),
-            click.option("--max-tokens", type=click.IntRange(1), default=20, show_default=True,
+            click.option("--n-questions", type=click.IntRange(1), default=n_questions, show_default=True,
+                         help="Ask only the first N held-out questions with a reference (none: all)."),
+            click.option("--max-tokens", type=click.IntRange(1), default=max_tokens, show_default=True,
                          help="New tokens per answer when scoring."),
             click.option("--n-general", type=click.IntRange(1), default=8, show_default=True,
                          help="General prompts for the forgetting score."),
@@ -121,7 +122,7 @@ def experiment() -> None:
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=32, batch_size=1, max_seq_len=256, out="runs/experiments/curation")
+@experiment_options(steps=32, batch_size=1, max_seq_len=192, out="runs/experiments/curation", n_questions=32, max_tokens=16)
 @click.option("--select", "select", type=click.IntRange(1), default=300, show_default=True,
               help="N: rows the curation keeps (and the random arm draws).")
 @click.option("--pool-multiple", type=click.IntRange(3), default=4, show_default=True,

@@ -1,0 +1,161 @@
+"""``mlxsft experiment distill``: does training on a teacher's answers transfer the teacher's skill to a student?
+
+    results = run_distill(DistillExperiment(Setup(out=Path("runs/experiments/distill")), teacher="smollm2-135m-instruct"))
+
+1. The teacher (a model spec, or an OpenAI-compatible ``http(s)://`` endpoint: ``mlxsft.curate.teachers``)
+   answers the training prompts (the bundled training split's, or ``--data``'s; a row ending in an assistant
+   turn is asked its last user turn) with ``data distill``'s machinery, greedily; and the held-out questions,
+   so the student can be compared with it. Both files are resumable (``curate.distill``).
+2. The student (``--model``, default the embedded base model) trains on the teacher's answers, at every seed
+   (one arm, ``student``), with the before/after table of ``mlxsft train``.
+3. On the held-out questions, before (the base student) and after: exact or numeric match with the reference,
+   and agreement with the teacher (the student's answer matches the teacher's, exactly or numerically),
+   against the teacher's own score on the same questions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from mlxsft.experiments.arms import Arm, ArmResult, Setup, aggregate, check_equal_budget, held_out_prompts, \
+    prepare_model, prepare_questions, run_arm
+from mlxsft.experiments.events import Callback, silent
+from mlxsft.experiments.stats import Spread, spread
+
+DEFAULT_TEACHER = "smollm2-135m-instruct"  # the embedded instruct model
+METRICS = ("right", "right_base", "wins", "regressions", "kl", "train_loss", "steps", "trained_tokens", "rows",
+           "s_per_step", "peak_memory_gb", "total_s")
+
+
+@dataclass
+class DistillExperiment:
+    setup: Setup  # setup.model is the student
+    teacher: str = DEFAULT_TEACHER
+    data: Optional[Path] = None  # the prompts the teacher answers (default: the bundled training split)
+    teacher_max_tokens: int = 48  # new tokens per teacher answer
+    teacher_model_name: Optional[str] = None  # the model an endpoint serves
+    api_key_env: Optional[str] = None
+
+
+def ask_teacher(opts: DistillExperiment, prompts: Path, out: Path, max_tokens: int,
+                callback: Callback) -> dict[str, Any]:
+    """The teacher's greedy answers to ``prompts`` in ``out`` (resumed when it already holds some)."""
+    from mlxsft.curate.distill import DistillOptions, distill
+    from mlxsft.curate.teachers import Sampling, make_teacher
+
+    callback("stage", {"text": f"the teacher {opts.teacher} answers {prompts.name}"})
+    teacher = make_teacher(opts.teacher, model_name=opts.teacher_model_name, api_key_env=opts.api_key_env)
+    try:
+        res = distill(teacher, DistillOptions(prompts=prompts, out=out,
+                                              sampling=Sampling(temp=0.0, max_tokens=max_tokens)))
+    finally:
+        teacher.close()
+    return {"rows_written": res.rows_written, "rows_before": res.rows_before, "failed": res.failed,
+            "empty": res.empty, "tokens": res.tokens, "elapsed_s": res.elapsed_s}
+
+
+def teacher_answers(path: Path) -> dict[str, str]:
+    """The teacher's answer per held-out question (its last user turn), from a distilled file."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                msgs = json.loads(line)["messages"]
+                question = next(m["content"] for m in reversed(msgs[:-1]) if m["role"] == "user")
+                out[question] = msgs[-1]["content"]
+    return out
+
+
+def matches(answer: Optional[str], reference: Optional[str]) -> bool:
+    """Exact or numeric match (``scoring.verdict`` right); a missing answer matches nothing."""
+    from mlxsft.scoring import score, verdict
+
+    return answer is not None and reference is not None and verdict(score(answer, reference)) == "right"
+
+
+def agreement(compare: dict[str, Any], teacher: dict[str, str]) -> dict[str, Any]:
+    """Per model of a compare.json (base, tuned): held-out answers that match the teacher's answer; and the
+    teacher's own right answers on the same questions."""
+    rows = [r for r in compare["rows"] if r.get("reference") is not None]
+    out: dict[str, Any] = {"questions": len(rows), "teacher_answered": sum(r["question"] in teacher for r in rows),
+                           "teacher_right": sum(matches(teacher.get(r["question"]), r["reference"]) for r in rows)}
+    for model in compare["models"]:
+        out[f"agree_{model}"] = sum(matches(r["answers"].get(model), teacher.get(r["question"])) for r in rows)
+    return out
+
+
+def run_distill(opts: DistillExperiment, callback: Callback = silent) -> dict[str, Any]:
+    from mlxsft.data.bundled_paths import bundled_path
+    from mlxsft.errors import ConfigError
+    from mlxsft.experiments.curation import _setup_dict, check_held_out, machine
+    from mlxsft.experiments.outputs import bar_panels, write_results, write_table
+
+    setup = opts.setup
+    prompts = Path(opts.data) if opts.data else bundled_path("train")
+    if not prompts.is_file():
+        raise ConfigError(f"--data {prompts}: no such file")
+    data = setup.out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    questions, _ = prepare_questions(setup)
+    check_held_out(prompts, held_out_prompts(setup))
+    # the held-out answers at the student's limit, so both are cut alike
+    taught = {"train": ask_teacher(opts, prompts, data / "distilled.jsonl", opts.teacher_max_tokens, callback),
+              "held_out": ask_teacher(opts, questions, data / "teacher-held-out.jsonl", setup.max_tokens, callback)}
+    teacher = teacher_answers(data / "teacher-held-out.jsonl")
+    setup = dataclasses.replace(setup, model_spec=prepare_model(setup, callback))
+
+    results: list[ArmResult] = []
+    agreements: list[dict[str, Any]] = []
+    base_memo: dict = {}
+    arm = Arm("student", data / "distilled.jsonl", description=f"trained on {opts.teacher}'s answers")
+    for seed in setup.seeds:
+        callback("arm_start", {"arm": arm.name, "seed": seed, "index": len(results) + 1, "total": len(setup.seeds)})
+        result, cached = run_arm(setup, arm, seed, callback, base_memo)
+        results.append(result)
+        agreements.append(agreement(json.loads((Path(result.run_dir) / "compare.json").read_text()), teacher))
+        callback("arm_done", {"result": result, "cached": cached})
+    budget = check_equal_budget(results)
+    summary = aggregate(results, METRICS)["student"]
+    for key in ("agree_base", "agree_tuned", "teacher_right"):
+        summary[key] = spread(a[key] for a in agreements)
+    payload = {"experiment": "distill", "setup": _setup_dict(setup), "teacher": opts.teacher, "prompts": str(prompts),
+               "teacher_max_tokens": opts.teacher_max_tokens, "taught": taught, "budget": budget,
+               "summary": {m: s.to_dict() for m, s in summary.items()},
+               "arms": [r.to_dict() | {"agreement": a} for r, a in zip(results, agreements)], "machine": machine()}
+    write_results(setup.out, payload)
+    write_table(setup.out, distill_table(payload, summary))
+    n_q = agreements[0]["questions"]
+    bar_panels(setup.out / "distill.png", ["student before", "student after", "teacher"],
+               [(f"held-out right (of {n_q})", "questions",
+                 [summary["right_base"], summary["right"], summary["teacher_right"]]),
+                (f"agrees with the teacher (of {n_q})", "questions",
+                 [summary["agree_base"], summary["agree_tuned"], spread([n_q])])],
+               title=f"Distilling {opts.teacher} into {Path(setup.model).name} (mean ± sd over seeds)")
+    callback("done", {"out": str(setup.out)})
+    return payload
+
+
+def distill_table(payload: dict[str, Any], m: dict[str, Spread]) -> str:
+    from mlxsft.experiments.outputs import markdown_table
+
+    s, b, t = payload["setup"], payload["budget"], payload["taught"]["train"]
+    n_q = payload["arms"][0]["agreement"]["questions"]
+    lines = ["# Distillation transfers a skill? (`mlxsft experiment distill`)\n",
+             f"Teacher {payload['teacher']} answered {t['rows_written'] + t['rows_before']} training prompts of "
+             f"{Path(payload['prompts']).name} (greedy, at most {payload['teacher_max_tokens']} new tokens); the "
+             f"student {s['model']} ({s['backend']} backend, LoRA) trained on them for {b['steps']} optimizer steps "
+             f"of {s['batch_size']} packed sequences of {s['max_seq_len']} tokens ({b['tokens_min']}-"
+             f"{b['tokens_max']} trained tokens), seeds {', '.join(map(str, s['seeds']))}; scored on {n_q} held-out "
+             f"questions (greedy, at most {s['max_tokens']} new tokens). Mean ± sd over seeds.\n"]
+    lines.append(markdown_table(["model", "held-out right", "agrees with the teacher"], [
+        ["student before (base)", f"{m['right_base'].text(1)} / {n_q}", f"{m['agree_base'].text(1)} / {n_q}"],
+        ["student after", f"{m['right'].text(1)} / {n_q}", f"{m['agree_tuned'].text(1)} / {n_q}"],
+        [f"teacher ({payload['teacher']})", f"{m['teacher_right'].text(1)} / {n_q}", "—"]]))
+    lines.append(f"\nRight: exact or numeric match with the reference. Agrees: the student's answer matches the "
+                 f"teacher's answer to the same question, exactly or numerically. Final train loss "
+                 f"{m['train_loss'].text(3)}, forgetting KL {m['kl'].text(3)}, {m['s_per_step'].text(2)} s / step.\n")
+    return "\n".join(lines)
