@@ -161,7 +161,8 @@ def parse_ranks(text: str) -> tuple[int, ...]:
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/methods")
+@experiment_options(steps=32, batch_size=1, max_seq_len=256, out="runs/experiments/methods", n_questions=32,
+                    max_tokens=16)
 @click.option("--ranks", default="8,64", show_default=True, metavar="R,R,...", help="LoRA ranks, one arm each.")
 @click.option("--lora-lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Learning rate of the LoRA arms.")
@@ -177,7 +178,7 @@ def methods(data: Optional[str], ranks: str, lora_lr: float, full_lr: float, **k
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=8, batch_size=2, max_seq_len=512, out="runs/experiments/reasoning")
+@experiment_options(steps=16, batch_size=1, max_seq_len=512, out="runs/experiments/reasoning")
 @click.option("--problems", "n_train", type=click.IntRange(1), default=600, show_default=True,
               help="Generated training problems (both arms train on the same ones).")
 @click.option("--held-out", "n_held_out", type=click.IntRange(3), default=48, show_default=True,
@@ -207,7 +208,8 @@ def reasoning(ctx: click.Context, data: Optional[str], n_train: int, n_held_out:
 
 
 @experiment.command(context_settings=SETTINGS)
-@experiment_options(steps=8, batch_size=4, max_seq_len=256, out="runs/experiments/distill")
+@experiment_options(steps=32, batch_size=1, max_seq_len=256, out="runs/experiments/distill", n_questions=32,
+                    max_tokens=16)
 @click.option("--teacher", default="smollm2-135m-instruct", show_default=True, metavar="SPEC|URL",
               help="Teacher: a model spec, or an OpenAI-compatible endpoint (http(s)://.../v1).")
 @click.option("--teacher-model", default=None, help="The model an endpoint teacher serves.")
