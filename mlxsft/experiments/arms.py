@@ -45,10 +45,10 @@ class Setup:
     steps: int = 32  # optimizer steps per arm
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 1  # packed sequences per step
-    max_seq_len: int = 256  # tokens per packed sequence
+    max_seq_len: int = 192  # tokens per packed sequence
     questions: Optional[Path] = None  # held-out questions file (default: the bundled eval questions)
-    n_questions: Optional[int] = None  # ask only the first N questions that have a reference
-    max_tokens: int = 20  # new tokens per answer when scoring (the longest reference is ~15)
+    n_questions: Optional[int] = 32  # ask only the first N questions that have a reference (None: all)
+    max_tokens: int = 16  # new tokens per answer when scoring (the longest reference is ~15)
     general: Optional[Path] = None  # general prompts for the forgetting score (default: the bundled ones)
     n_general: Optional[int] = 8
     overrides: dict[str, Any] = field(default_factory=dict)  # more config fields for every arm
