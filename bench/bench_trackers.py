@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.bench_sft import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"none": [], "tensorboard": ["tensorboard"], "wandb": ["wandb"], "mlflow": ["mlflow"],
            "trackio": ["trackio"], "all four": ["tensorboard", "wandb", "mlflow", "trackio"]}
@@ -39,16 +41,6 @@ def load_average() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "n/a"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def tiny_model(folder: Path) -> Path:

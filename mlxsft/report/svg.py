@@ -255,11 +255,7 @@ def bar_chart(chart_id: str, bars: Sequence[tuple[str, float]], *, x_label: str,
     sx = Scale(0, ticks[-1], left, WIDTH - RIGHT - 40)
     out = [f'<svg class="chart" data-chart="{esc(chart_id)}" data-runs="{esc(run)}" viewBox="0 0 {WIDTH} {height}"'
            f' role="img">']
-    for t in ticks:
-        px = sx(t)
-        out.append(f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{TOP}" y2="{height - BOTTOM}"/>'
-                   f'<text class="tick" x="{px:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle">'
-                   f'{esc(fmt(t))}</text>')
+    out.extend(_x_grid(sx, ticks, height, fmt))
     for i, (label, value) in enumerate(bars):
         y0 = TOP + i * row_h + 4
         w = sx(value) - sx(0)
@@ -270,6 +266,13 @@ def bar_chart(chart_id: str, bars: Sequence[tuple[str, float]], *, x_label: str,
     out.append(f'<text class="axis-label" x="{(left + WIDTH - RIGHT) / 2:.0f}" y="{height - 6}" text-anchor="middle">'
                f'{esc(x_label)}</text></svg>')
     return "".join(out)
+
+
+def _x_grid(sx: "Scale", ticks: Sequence[float], height: float, fmt: Callable[[float], str]) -> list[str]:
+    """Vertical grid lines with their tick labels under a horizontal-bar chart."""
+    return [f'<line class="grid" x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{TOP}" y2="{height - BOTTOM}"/>'
+            f'<text class="tick" x="{sx(t):.1f}" y="{height - BOTTOM + 16}" text-anchor="middle">{esc(fmt(t))}</text>'
+            for t in ticks]
 
 
 @dataclass
@@ -292,11 +295,7 @@ def stacked_bars(chart_id: str, bars: Sequence[StackedBar], *, x_label: str,
     runs = " ".join(sorted({b.run for b in bars}))
     out = [f'<svg class="chart" data-chart="{esc(chart_id)}" data-runs="{esc(runs)}" viewBox="0 0 {WIDTH} {height}"'
            f' role="img">']
-    for t in ticks:
-        px = sx(t)
-        out.append(f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{TOP}" y2="{height - BOTTOM}"/>'
-                   f'<text class="tick" x="{px:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle">'
-                   f'{esc(fmt(t))}</text>')
+    out.extend(_x_grid(sx, ticks, height, fmt))
     for i, (bar, total) in enumerate(zip(bars, totals)):
         y0 = TOP + i * row_h + 5
         x0 = sx(0)
