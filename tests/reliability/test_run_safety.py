@@ -212,7 +212,7 @@ def test_the_lock_is_held_while_the_before_after_table_is_written(tiny_llama_dir
 
     seen = []
 
-    def compare(cfg, backend, loaded, template, emit):
+    def compare(cfg, backend, loaded, template, emit, base_memo=None):
         try:
             RunLock(Path(cfg.train.out)).probe()
             seen.append("free")
