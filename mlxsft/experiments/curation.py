@@ -142,14 +142,12 @@ def machine() -> dict[str, Any]:
 
 def curation_table(payload: dict[str, Any], summary: dict[str, dict[str, Any]]) -> str:
     """table.md: the arms (mean ± sd over seeds), then the filter report."""
-    from mlxsft.experiments.outputs import markdown_table
+    from mlxsft.experiments.outputs import budget_text, markdown_table
 
     s, b, rep = payload["setup"], payload["budget"], payload["filter_report"]
     n_q = payload["arms"][0]["questions"]
     lines = ["# Curation beats volume? (`mlxsft experiment curation`)\n\n",
-             f"{s['model']} ({payload['backend']} backend), LoRA, {b['steps']} optimizer steps of {s['batch_size']} packed "
-             f"sequences of {s['max_seq_len']} tokens per arm ({b['tokens_min']}-{b['tokens_max']} trained tokens), "
-             f"seeds {', '.join(map(str, s['seeds']))}; pool of {payload['pool_rows']} rows, curated to "
+             f"{s['model']} ({payload['backend']} backend), LoRA, {budget_text(s, b)}; pool of {payload['pool_rows']} rows, curated to "
              f"N = {payload['select']}; scored on {n_q} held-out questions (greedy, at most {s['max_tokens']} "
              f"new tokens) and {s['n_general'] or 'all'} general prompts for forgetting. Mean ± sd over seeds.\n\n"]
     rows = []

@@ -140,16 +140,14 @@ def run_distill(opts: DistillExperiment, callback: Callback = silent) -> dict[st
 
 
 def distill_table(payload: dict[str, Any], m: dict[str, Spread]) -> str:
-    from mlxsft.experiments.outputs import markdown_table
+    from mlxsft.experiments.outputs import budget_text, markdown_table
 
     s, b, t = payload["setup"], payload["budget"], payload["taught"]["train"]
     n_q = payload["arms"][0]["agreement"]["questions"]
     lines = ["# Distillation transfers a skill? (`mlxsft experiment distill`)\n",
              f"Teacher {payload['teacher']} answered {t['rows_written'] + t['rows_before']} training prompts of "
              f"{Path(payload['prompts']).name} (greedy, at most {payload['teacher_max_tokens']} new tokens); the "
-             f"student {s['model']} ({s['backend']} backend, LoRA) trained on them for {b['steps']} optimizer steps "
-             f"of {s['batch_size']} packed sequences of {s['max_seq_len']} tokens ({b['tokens_min']}-"
-             f"{b['tokens_max']} trained tokens), seeds {', '.join(map(str, s['seeds']))}; scored on {n_q} held-out "
+             f"student {s['model']} ({s['backend']} backend, LoRA) trained on them for {budget_text(s, b, per='')}; scored on {n_q} held-out "
              f"questions (greedy, at most {s['max_tokens']} new tokens). Mean ± sd over seeds.\n"]
     lines.append(markdown_table(["model", "held-out right", "agrees with the teacher"], [
         ["student before (base)", f"{m['right_base'].text(1)} / {n_q}", f"{m['agree_base'].text(1)} / {n_q}"],

@@ -131,14 +131,12 @@ def run_methods(opts: MethodsOptions, callback: Callback = silent) -> dict[str, 
 
 def methods_table(payload: dict[str, Any], summary: dict[str, dict[str, Spread]]) -> str:
     """table.md: one row per method, mean ± sd over seeds."""
-    from mlxsft.experiments.outputs import markdown_table
+    from mlxsft.experiments.outputs import budget_text, markdown_table
 
     s, b = payload["setup"], payload["budget"]
     n_q = payload["arms"][0]["questions"]
     lines = ["# LoRA learns less and forgets less? (`mlxsft experiment methods`)\n",
-             f"{s['model']} ({s['backend']} backend) on {Path(payload['data']).name}, {b['steps']} optimizer steps "
-             f"of {s['batch_size']} packed sequences of {s['max_seq_len']} tokens per arm ({b['tokens_min']}-"
-             f"{b['tokens_max']} trained tokens), seeds {', '.join(map(str, s['seeds']))}; scored on {n_q} held-out "
+             f"{s['model']} ({s['backend']} backend) on {Path(payload['data']).name}, {budget_text(s, b)}; scored on {n_q} held-out "
              f"questions (greedy, at most {s['max_tokens']} new tokens) and {s['n_general'] or 'all'} general "
              f"prompts for forgetting. Mean ± sd over seeds.\n"]
     rows = []

@@ -41,6 +41,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: 
     return "\n".join(lines) + "\n"
 
 
+def budget_text(setup: dict[str, Any], budget: dict[str, Any], per: str = " per arm") -> str:
+    """The sentence every table starts from: the arms' training budget and seeds (``results.json``'s setup/budget)."""
+    return (f"{budget['steps']} optimizer steps of {setup['batch_size']} packed sequences of {setup['max_seq_len']} "
+            f"tokens{per} ({budget['tokens_min']}-{budget['tokens_max']} trained tokens), seeds "
+            f"{', '.join(map(str, setup['seeds']))}")
+
+
 def bar_panels(path: Path, labels: Sequence[str], panels: Sequence[tuple[str, str, Sequence[Spread]]],
                title: Optional[str] = None) -> Path:
     """One bar chart per panel ``(title, y label, a Spread per label)``, side by side: the bar is the mean over

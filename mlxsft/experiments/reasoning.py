@@ -158,15 +158,13 @@ def run_reasoning(opts: ReasoningOptions, callback: Callback = silent) -> dict[s
 
 
 def reasoning_table(payload: dict[str, Any], summary: dict[str, dict[str, Spread]]) -> str:
-    from mlxsft.experiments.outputs import markdown_table
+    from mlxsft.experiments.outputs import budget_text, markdown_table
 
     s, b = payload["setup"], payload["budget"]
     n_q = payload["arms"][0]["scored"]["questions"]
     lines = ["# Reasoning traces teach reasoning? (`mlxsft experiment reasoning`)\n",
              f"{s['model']} ({s['backend']} backend), LoRA, {payload['problems']['train']} generated two-step "
-             f"problems; {b['steps']} optimizer steps of {s['batch_size']} packed sequences of {s['max_seq_len']} "
-             f"tokens per arm ({b['tokens_min']}-{b['tokens_max']} trained tokens), seeds "
-             f"{', '.join(map(str, s['seeds']))}; scored on {n_q} held-out problems of the same kinds (greedy, at "
+             f"problems; {budget_text(s, b)}; scored on {n_q} held-out problems of the same kinds (greedy, at "
              f"most {payload['max_tokens']} new tokens; the longest reference trace needs at most "
              f"{payload['trace_budget_tokens']}). The scored answer is what follows `</think>`; an answer cut "
              f"off inside its trace counts as wrong. Note: {payload['trace_source']}. Mean ± sd over seeds.\n"]
