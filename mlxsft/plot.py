@@ -26,6 +26,13 @@ def plot_loss(records: list[dict[str, Any]], out: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def save_figure(fig: Any, out: Path) -> Path:
+    """Write a matplotlib figure as PNG through a temporary file and a rename (a kill never leaves half a PNG)."""
+    import matplotlib.pyplot as plt
+
     out = Path(out)
     tmp = out.with_name(f".{out.stem}.tmp.png")
     fig.savefig(tmp)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from mlxsft.experiments.stats import Spread
+from mlxsft.plot import save_figure
 
 
 def write_results(out: Path, results: dict[str, Any]) -> Path:
@@ -73,7 +74,7 @@ def bar_panels(path: Path, labels: Sequence[str], panels: Sequence[tuple[str, st
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def stacked_bars(path: Path, categories: Sequence[str], stacks: dict[str, Sequence[int]], title: str = "",
@@ -98,7 +99,7 @@ def stacked_bars(path: Path, categories: Sequence[str], stacks: dict[str, Sequen
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scatter_points(path: Path, labels: Sequence[str], xs: Sequence[Spread], ys: Sequence[Spread], xlabel: str,
@@ -128,15 +129,4 @@ def scatter_points(path: Path, labels: Sequence[str], xs: Sequence[Spread], ys: 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

@@ -12,18 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from mlxsft.data.summary import token_spans
-from mlxsft.report.html import Raw, cards, esc, key_values, missing, section
+from mlxsft.report.html import Raw, cards, esc, key_values, missing, per_run, section
 from mlxsft.report.sources import RunView
 from mlxsft.report.svg import histogram_chart
 
 
 def data_section(runs: list[RunView]) -> str:
-    parts = []
-    for run in runs:
-        head = f'<h3><i class="run-dot" style="background:{run.color}"></i>{esc(run.label)}</h3>' \
-            if len(runs) > 1 else ""
-        parts.append(head + _run_data(run))
-    return section("Data as the model saw it", "".join(parts), "data",
+    return section("Data as the model saw it", per_run(runs, _run_data), "data",
                    note="after the chat template, masks and max_seq_len: exactly the token ids training used")
 
 

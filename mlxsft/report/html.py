@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,13 @@ document.querySelectorAll('.filters[data-table]').forEach(function (box) {
   apply();
 });
 """
+
+
+def per_run(runs: list, body: Callable[[Any], str]) -> str:
+    """Each run's block of a section, under a heading with its colour when the page shows several runs."""
+    parts = []
+    for run in runs:
+        head = f'<h3><i class="run-dot" style="background:{run.color}"></i>{esc(run.label)}</h3>' \
+            if len(runs) > 1 else ""
+        parts.append(head + body(run))
+    return "".join(parts)

@@ -12,18 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from mlxsft.learned import describe, learned_totals, outcome, regressions_first
-from mlxsft.report.html import Raw, cards, esc, missing, section, table
+from mlxsft.report.html import Raw, cards, esc, missing, per_run, section, table
 from mlxsft.report.sources import RunView
 from mlxsft.scoring import LEGEND, MARKS
 
 
 def questions_section(runs: list[RunView]) -> str:
-    parts = []
-    for run in runs:
-        head = f'<h3><i class="run-dot" style="background:{run.color}"></i>{esc(run.label)}</h3>' \
-            if len(runs) > 1 else ""
-        parts.append(head + _run_questions(run))
-    return section("Before / after on held-out questions", "".join(parts), "questions",
+    return section("Before / after on held-out questions", per_run(runs, _run_questions), "questions",
                    note="greedy answers of the base model and the tuned one; " + LEGEND)
 
 

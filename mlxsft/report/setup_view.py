@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from mlxsft.report.html import Raw, esc, key_values, missing, section
+from mlxsft.report.html import Raw, esc, key_values, missing, per_run, section
 from mlxsft.report.sources import RunView
 from mlxsft.report.svg import StackedBar, stacked_bars
 
@@ -20,12 +20,7 @@ MEASURED = "#e15759"
 
 
 def setup_section(runs: list[RunView]) -> str:
-    parts = []
-    for run in runs:
-        head = f'<h3><i class="run-dot" style="background:{run.color}"></i>{esc(run.label)}</h3>' \
-            if len(runs) > 1 else ""
-        parts.append(head + _run_setup(run))
-    return section("Setup, memory and what to run next", "".join(parts), "setup")
+    return section("Setup, memory and what to run next", per_run(runs, _run_setup), "setup")
 
 
 def peak_gb(run: RunView) -> float | None:
