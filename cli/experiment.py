@@ -216,12 +216,21 @@ def reasoning(ctx: click.Context, data: Optional[str], n_train: int, n_held_out:
 @click.option("--api-key-env", default=None, metavar="VAR", help="Environment variable holding the endpoint's key.")
 @click.option("--teacher-max-tokens", type=click.IntRange(1), default=48, show_default=True,
               help="New tokens per teacher answer to a training prompt.")
+@click.option("--best-of", "best_of", type=click.IntRange(1), default=1, show_default=True, metavar="K",
+              help="K > 1: train on the best of K sampled teacher answers per prompt (data best-of-k).")
+@click.option("--temp", type=click.FloatRange(min=0), default=0.8, show_default=True,
+              help="Sampling temperature of the K samples (with --best-of).")
+@click.option("--scorer", default="reference", show_default=True,
+              help="Scorer that picks the best of K (reference: the row's own answer; see data best-of-k).")
+@click.option("--threshold", type=float, default=None,
+              help="With --best-of: drop prompts whose best answer scores below this (rejection sampling).")
 def distill(data: Optional[str], teacher: str, teacher_model: Optional[str], api_key_env: Optional[str],
-            teacher_max_tokens: int, **kw: Any) -> None:
+            teacher_max_tokens: int, best_of: int, temp: float, scorer: str, threshold: Optional[float],
+            **kw: Any) -> None:
     """Distillation transfers a skill? A teacher answers the prompts, the student (--model) trains on its answers."""
     from mlxsft.experiments.distill import DistillExperiment, run_distill
 
     opts = DistillExperiment(setup=make_setup(**kw), teacher=teacher, data=Path(data) if data else None,
                              teacher_max_tokens=teacher_max_tokens, teacher_model_name=teacher_model,
-                             api_key_env=api_key_env)
+                             api_key_env=api_key_env, best_of=best_of, temp=temp, scorer=scorer, threshold=threshold)
     _run(opts.setup.backend, lambda view: run_distill(opts, view))

@@ -4,8 +4,10 @@
 
 1. The teacher (a model spec, or an OpenAI-compatible ``http(s)://`` endpoint: ``mlxsft.curate.teachers``)
    answers the training prompts (the bundled training split's, or ``--data``'s; a row ending in an assistant
-   turn is asked its last user turn) with ``data distill``'s machinery, greedily; and the held-out questions,
-   so the student can be compared with it. Both files are resumable (``curate.distill``).
+   turn is asked its last user turn) with ``data distill``'s machinery, greedily, or with ``--best-of K``
+   through ``data best-of-k``'s (K sampled answers per prompt, the best by ``--scorer`` kept, a best below
+   ``--threshold`` dropped: rejection sampling); and the held-out questions, greedily, so the student can be
+   compared with it. The files are resumable (``curate.distill``, ``curate.best_of_k``).
 2. The student (``--model``, default the embedded base model) trains on the teacher's answers, at every seed
    (one arm, ``student``), with the before/after table of ``mlxsft train``.
 3. On the held-out questions, before (the base student) and after: exact or numeric match with the reference,
@@ -39,6 +41,10 @@ class DistillExperiment:
     teacher_max_tokens: int = 48  # new tokens per teacher answer
     teacher_model_name: Optional[str] = None  # the model an endpoint serves
     api_key_env: Optional[str] = None
+    best_of: int = 1  # K > 1: the training answers are the best of K samples (``data best-of-k``)
+    temp: float = 0.8  # sampling temperature of the K samples
+    scorer: str = "reference"  # what picks the best of K (a prompt row's reference: its dataset answer)
+    threshold: Optional[float] = None  # a prompt whose best scores below this is dropped from training
 
 
 def ask_teacher(opts: DistillExperiment, prompts: Path, out: Path, max_tokens: int,
@@ -56,6 +62,34 @@ def ask_teacher(opts: DistillExperiment, prompts: Path, out: Path, max_tokens: i
         teacher.close()
     return {"rows_written": res.rows_written, "rows_before": res.rows_before, "failed": res.failed,
             "empty": res.empty, "tokens": res.tokens, "elapsed_s": res.elapsed_s}
+
+
+def best_of_teacher(opts: DistillExperiment, prompts: Path, out: Path, callback: Callback) -> dict[str, Any]:
+    """The best of ``opts.best_of`` sampled teacher answers per training prompt in ``out`` (resumed); prompts whose
+    best scores under ``opts.threshold`` go to the rejected file, not to training."""
+    from mlxsft.curate.best_of_k import BestOfKOptions, best_of_k
+    from mlxsft.curate.scorers import make_scorer
+    from mlxsft.curate.teachers import Sampling, make_teacher
+
+    callback("stage", {"text": f"the teacher {opts.teacher} answers {prompts.name}, best of {opts.best_of} by "
+                               f"{opts.scorer}"})
+    scorer = make_scorer(opts.scorer)
+    teacher = make_teacher(opts.teacher, model_name=opts.teacher_model_name, api_key_env=opts.api_key_env)
+    try:
+        res = best_of_k(teacher, scorer, BestOfKOptions(
+            prompts=prompts, out=out, k=opts.best_of, threshold=opts.threshold,
+            sampling=Sampling(temp=opts.temp, max_tokens=opts.teacher_max_tokens)))
+    finally:
+        teacher.close()
+    if not res.accepted:
+        from mlxsft.errors import RunError
+
+        raise RunError(f"--threshold {opts.threshold}: no prompt's best of {opts.best_of} answers scored that high "
+                       f"({res.rejected} rejected, in {res.rejected_path}); nothing to train the student on")
+    # rows_written + rows_before: the rows the student trains on, as for a greedy teacher
+    return {"rows_written": res.accepted, "rows_before": 0, "accepted": res.accepted, "rejected": res.rejected, "failed": res.failed,
+            "acceptance_rate": res.acceptance_rate, "best_score_mean": res.best.mean, "k": res.k,
+            "scorer": res.scorer, "threshold": res.threshold, "tokens": res.tokens, "elapsed_s": res.elapsed_s}
 
 
 def teacher_answers(path: Path) -> dict[str, str]:
@@ -103,7 +137,11 @@ def run_distill(opts: DistillExperiment, callback: Callback = silent) -> dict[st
     questions, _ = prepare_questions(setup)
     check_held_out(prompts, held_out_prompts(setup))
     # the held-out answers at the student's limit, so both are cut alike
-    taught = {"train": ask_teacher(opts, prompts, data / "distilled.jsonl", opts.teacher_max_tokens, callback),
+    if opts.best_of > 1:
+        train = best_of_teacher(opts, prompts, data / "distilled.jsonl", callback)
+    else:
+        train = ask_teacher(opts, prompts, data / "distilled.jsonl", opts.teacher_max_tokens, callback)
+    taught = {"train": train,
               "held_out": ask_teacher(opts, questions, data / "teacher-held-out.jsonl", setup.max_tokens, callback)}
     teacher = teacher_answers(data / "teacher-held-out.jsonl")
     setup = dataclasses.replace(setup, model_spec=prepare_model(setup, callback))
@@ -123,7 +161,8 @@ def run_distill(opts: DistillExperiment, callback: Callback = silent) -> dict[st
     for key in ("agree_base", "agree_tuned", "teacher_right"):
         summary[key] = spread(a[key] for a in agreements)
     payload = {"experiment": "distill", "setup": _setup_dict(setup), "teacher": opts.teacher, "prompts": str(prompts),
-               "teacher_max_tokens": opts.teacher_max_tokens, "taught": taught, "budget": budget,
+               "teacher_max_tokens": opts.teacher_max_tokens, "best_of": opts.best_of, "temp": opts.temp,
+               "taught": taught, "budget": budget,
                "summary": {m: s.to_dict() for m, s in summary.items()},
                "arms": [r.to_dict() | {"agreement": a} for r, a in zip(results, agreements)], "machine": machine()}
     write_results(setup.out, payload)
@@ -144,9 +183,15 @@ def distill_table(payload: dict[str, Any], m: dict[str, Spread]) -> str:
 
     s, b, t = payload["setup"], payload["budget"], payload["taught"]["train"]
     n_q = payload["arms"][0]["agreement"]["questions"]
+    if t.get("k", 1) > 1:
+        how = (f"best of {t['k']} samples at temperature {payload['temp']} by the {t['scorer']} scorer"
+               + (f", {t['rejected']} prompts whose best scored under {t['threshold']} dropped" if t["threshold"]
+                  is not None else ""))
+    else:
+        how = "greedy"
     lines = ["# Distillation transfers a skill? (`mlxsft experiment distill`)\n",
              f"Teacher {payload['teacher']} answered {t['rows_written'] + t['rows_before']} training prompts of "
-             f"{Path(payload['prompts']).name} (greedy, at most {payload['teacher_max_tokens']} new tokens); the "
+             f"{Path(payload['prompts']).name} ({how}, at most {payload['teacher_max_tokens']} new tokens); the "
              f"student {s['model']} ({s['backend']} backend, LoRA) trained on them for {budget_text(s, b, per='')}; scored on {n_q} held-out "
              f"questions (greedy, at most {s['max_tokens']} new tokens). Mean ± sd over seeds.\n"]
     lines.append(markdown_table(["model", "held-out right", "agrees with the teacher"], [

@@ -52,3 +52,40 @@ def test_distill_end_to_end_on_a_tiny_model(tiny_llama_dir, tmp_path):
     table = (out / "table.md").read_text()
     assert "| student after |" in table and f"| teacher ({tiny_llama_dir}) |" in table
     assert table in proc.stdout
+
+
+def _prompts(path, n):
+    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                          {"role": "assistant", "content": str(2 * i)}]} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_distill_best_of_k_trains_on_the_best_sample_and_rejection_leaves_nothing_is_one_line(tiny_llama_dir,
+                                                                                               tmp_path):
+    prompts = _prompts(tmp_path / "prompts.jsonl", 12)
+    out = tmp_path / "exp"
+    proc = run_cli("experiment", "distill", "--model", str(tiny_llama_dir), "--teacher", str(tiny_llama_dir),
+                   "--data", str(prompts), "--best-of", "3", "--temp", "1.0", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "data" / "distilled.jsonl").read_text().splitlines()]
+    # one row per prompt, the best of 3 scored samples, scored against the row's own answer
+    assert len(rows) == 12
+    for r in rows:
+        meta = r["meta"]
+        assert meta["step"] == "best-of-k" and meta["k"] == 3 and len(meta["scores"]) == 3
+        i = int(r["messages"][0]["content"].split()[2])
+        assert meta["score"] == max(meta["scores"]) and meta["reference"] == str(2 * i)
+    results = json.loads((out / "results.json").read_text())
+    assert results["best_of"] == 3 and results["taught"]["train"]["accepted"] == 12
+    assert results["arms"][0]["rows"] == 12
+    assert "best of 3 samples at temperature 1.0 by the reference scorer" in (out / "table.md").read_text()
+
+    # a random teacher never says "2 * i" exactly: at threshold 1.0 every prompt is rejected, one clear line
+    out2 = tmp_path / "exp2"
+    proc = run_cli("experiment", "distill", "--model", str(tiny_llama_dir), "--teacher", str(tiny_llama_dir),
+                   "--data", str(prompts), "--best-of", "2", "--threshold", "1.0", "--scorer", "reference:exact",
+                   "--out", str(out2), *TINY)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--threshold 1.0: no prompt's best of 2 answers scored that high (12 rejected" in proc.stderr
+    assert not (out2 / "results.json").exists()
