@@ -9,16 +9,17 @@
 
 Normalisation: Unicode NFKC, lowercase, punctuation dropped, whitespace collapsed. Exact duplicates share the
 64-bit BLAKE2 hash of the normalised text. Near duplicates have word 3-gram sets (the whole text under 3 words)
-whose Jaccard similarity, estimated by datasketch's MinHash with ``num_perm`` permutations, is at least ``near``.
-In every group the first row is kept.
+whose Jaccard similarity, estimated by MinHash with ``num_perm`` permutations (``minhash.py``: rensa if installed,
+else datasketch), is at least ``near``. In every group the first row is kept.
 
 How near duplicates are found: the signature is cut into ``b`` bands of ``r`` values (LSH). Two rows that agree on
 a whole band are candidates; each candidate is confirmed against the earliest row of its bucket with the signatures'
 estimate. ``b`` and ``r`` are chosen to miss few pairs (a false-negative weight of 0.95: at threshold 0.8, a pair at
 0.85 is a candidate 99% of the time), since confirming costs little. Rather than datasketch's in-memory LSH index
 (~5.7 KB of Python objects per row, measured), the band hashes (8 bytes each) and a 16-bit copy of each signature go
-to files, and ``resolve`` sorts one band column at a time: memory peaks at ~115 bytes per row (measured; about
-115 MB for a million rows), disk at ``8 b + 2 num_perm`` bytes per row.
+to files, and ``resolve`` sorts one band column at a time, confirms each candidate pair once (numpy, in chunks) and
+joins the confirmed pairs into groups by label propagation: memory peaks at ~115 bytes per row plus the distinct
+candidate pairs (16 bytes each; about one per near duplicate), disk at ``8 b + 2 num_perm`` bytes per row.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from mlxsft.curate.minhash import make_minhasher
 from mlxsft.errors import ConfigError
 
 KEEP, EXACT, NEAR = 0, 1, 2
@@ -44,11 +46,12 @@ def normalize_text(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", t).split())
 
 
-def shingles(text: str, n: int = 3) -> set[bytes]:
-    words = normalize_text(text).split()
+def shingles(text: str, n: int = 3, normalized: bool = False) -> set[str]:
+    """Word ``n``-grams of the normalised text (``normalized``: ``text`` already is)."""
+    words = (text if normalized else normalize_text(text)).split()
     if len(words) < n:
-        return {" ".join(words).encode("utf-8")}
-    return {" ".join(words[i:i + n]).encode("utf-8") for i in range(len(words) - n + 1)}
+        return {" ".join(words)}
+    return {" ".join(gram) for gram in zip(*(words[i:] for i in range(n)))}
 
 
 def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.05, fn_weight: float = 0.95
@@ -80,43 +83,59 @@ class Duplicates:
         return {"exact_dup": int((self.kind == EXACT).sum()), "near_dup": int((self.kind == NEAR).sum())}
 
 
+BATCH = 256  # rows whose shingles are hashed together, then written in one go
+CONFIRM_CHUNK = 1 << 16  # candidate pairs compared at once (2 x 16 MB of signatures at 128 permutations)
+
+
+def band_hashes(values: np.ndarray, b: int, r: int) -> np.ndarray:
+    """(rows, b) uint64: each band's ``r`` values folded by random odd multipliers (mod 2**64). Two different bands
+    collide by chance at most once in 2**32: such a false candidate only costs a signature comparison."""
+    mult = np.random.default_rng(12345).integers(1, 1 << 63, size=r, dtype=np.uint64) | np.uint64(1)
+    bands = values[:, : b * r].astype(np.uint64).reshape(len(values), b, r)
+    with np.errstate(over="ignore"):
+        h = (bands * mult).sum(axis=2, dtype=np.uint64)
+        return h ^ (h >> np.uint64(29))
+
+
 class DedupIndex:
     """Rows are added one at a time and resolved at the end; state lives in ``folder`` (a temporary folder)."""
 
     def __init__(self, folder: Path, *, exact: bool = True, near: float = 0.8, num_perm: int = 128, ngram: int = 3,
-                 seed: int = 1):
+                 seed: int = 1, minhash: str = "auto"):
         if not 0 <= near <= 1:
             raise ConfigError(f"--near-dup must be between 0 (off) and 1, got {near}")
         self.exact, self.near, self.num_perm, self.ngram = exact, near, num_perm, ngram
         self.n = 0
+        self.minhash: Optional[str] = None  # the backend that made the signatures
         self._hashes = array("Q")  # exact: 8 bytes a row
         if near > 0:
-            try:
-                from datasketch import MinHash
-            except ImportError:
-                raise ConfigError("near dedup needs datasketch (pip install datasketch), or pass --near-dup 0") \
-                    from None
+            self._hasher = make_minhasher(num_perm, seed, minhash)
+            self.minhash = self._hasher.name
             self.b, self.r = optimal_bands(near, num_perm)
-            # copying an empty MinHash shares its permutations: drawing them anew per row took half the time
-            self._empty = MinHash(num_perm=num_perm, seed=seed)
+            self._pending: list[set[str]] = []
             self._bands_path, self._sigs_path = Path(folder) / "bands.u64", Path(folder) / "sigs.u16"
             self._bands = open(self._bands_path, "wb")
             self._sigs = open(self._sigs_path, "wb")
 
     def add(self, text: str) -> None:
+        norm = normalize_text(text)
         if self.exact:
-            digest = hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=8).digest()
+            digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest()
             self._hashes.append(int.from_bytes(digest, "little"))
         if self.near > 0:
-            m = self._empty.copy()
-            m.update_batch(list(shingles(text, self.ngram)))
-            values = np.asarray(m.hashvalues, np.uint64)
-            bands = b"".join(hashlib.blake2b(values[i * self.r:(i + 1) * self.r].tobytes(), digest_size=8).digest()
-                             for i in range(self.b))
-            self._bands.write(bands)
-            # 16 low bits: two different hash values agree by chance once in 65536, a negligible bias
-            self._sigs.write((values & 0xFFFF).astype(np.uint16).tobytes())
+            self._pending.append(shingles(norm, self.ngram, normalized=True))
+            if len(self._pending) == BATCH:
+                self._flush()
         self.n += 1
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        values = self._hasher.signatures(self._pending)
+        self._pending = []
+        self._bands.write(band_hashes(values, self.b, self.r).tobytes())
+        # 16 low bits: two different hash values agree by chance once in 65536, a negligible bias
+        self._sigs.write((values & 0xFFFF).astype(np.uint16).tobytes())
 
     def resolve(self, progress: Optional[Callable[[int, int], None]] = None) -> Duplicates:
         kind = np.zeros(self.n, np.int8)
@@ -124,6 +143,7 @@ class DedupIndex:
         if self.exact and self.n:
             self._resolve_exact(kind, of)
         if self.near > 0:
+            self._flush()
             self._bands.close()
             self._sigs.close()
             if self.n:
@@ -144,42 +164,55 @@ class DedupIndex:
         bands = np.memmap(self._bands_path, dtype=np.uint64, mode="r", shape=(self.n, self.b))
         sigs = np.memmap(self._sigs_path, dtype=np.uint16, mode="r", shape=(self.n, self.num_perm))
         rows = np.flatnonzero(kind == KEEP)  # exact duplicates take no part
-        parent = np.arange(self.n, dtype=np.int64)  # union-find; the root of a group is its earliest row
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = int(parent[i])
-            return i
-
+        checked = np.zeros(0, np.int64)  # pair keys (member * n + head) already compared, sorted
+        edges_m, edges_h = [], []  # confirmed pairs: a member and the earlier head of its bucket
         for band in range(self.b):
             col = np.asarray(bands[rows, band])
             order = np.argsort(col, kind="stable")
-            values, members_all = col[order], rows[order]
-            cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
-            starts, ends = np.r_[0, cuts], np.r_[cuts, len(values)]
-            for s, e in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
-                members = members_all[s:e]  # ascending rows: the first is the bucket's earliest
-                head = int(members[0])
-                for m in members[1:]:
-                    m = int(m)
-                    if root(m) == root(head):
-                        continue
-                    if float(np.mean(sigs[m] == sigs[head])) >= self.near:
-                        a, b = root(m), root(head)
-                        parent[max(a, b)] = min(a, b)
-                        if of[m] < 0:
-                            of[m] = head
+            values, members = col[order], rows[order]  # within a bucket ascending rows: the first is the earliest
+            new = np.r_[True, values[1:] != values[:-1]]
+            head = members[np.flatnonzero(new)][np.cumsum(new) - 1]
+            pair = head != members
+            m, h = members[pair], head[pair]
+            keys = m * self.n + h
+            fresh = ~np.isin(keys, checked, assume_unique=False)  # a pair found in an earlier band is not redone
+            m, h, keys = m[fresh], h[fresh], keys[fresh]
+            checked = np.union1d(checked, keys)
+            ok = np.concatenate([self._confirm(sigs, m[s:s + CONFIRM_CHUNK], h[s:s + CONFIRM_CHUNK])
+                                 for s in range(0, len(m), CONFIRM_CHUNK)] or [np.zeros(0, bool)])
+            edges_m.append(m[ok])
+            edges_h.append(h[ok])
+            first_of = of[m[ok]] < 0  # a row names the first earlier row it was confirmed against
+            of[m[ok][first_of]] = h[ok][first_of]
             if progress:
                 progress(band + 1, self.b)
-        roots = parent.copy()
-        while True:  # pointer jumping: every row's final root
-            nxt = roots[roots]
-            if np.array_equal(nxt, roots):
-                break
-            roots = nxt
+        roots = _components(self.n, np.concatenate(edges_m), np.concatenate(edges_h))
         near = (roots != np.arange(self.n)) & (kind == KEEP)
         kind[near] = NEAR
         missing = near & (of < 0)  # joined through another member: name the group's first row
         of[missing] = roots[missing]
         del bands, sigs
+
+    def _confirm(self, sigs: np.ndarray, m: np.ndarray, h: np.ndarray) -> np.ndarray:
+        agree = (np.asarray(sigs[m]) == np.asarray(sigs[h])).sum(axis=1)
+        return agree / self.num_perm >= self.near
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each row's group root (its earliest row) for the undirected edges ``a[i] - b[i]``: hook each edge's larger
+    root under its smaller, then jump pointers, until no edge joins two roots."""
+    parent = np.arange(n, dtype=np.int64)
+    while len(a):
+        ra, rb = parent[a], parent[b]
+        lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+        differ = lo != hi
+        if not differ.any():
+            break
+        np.minimum.at(parent, hi[differ], lo[differ])
+        while True:
+            nxt = parent[parent]
+            if np.array_equal(nxt, parent):
+                break
+            parent = nxt
+        a, b = a[differ], b[differ]
+    return parent

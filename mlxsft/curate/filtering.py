@@ -54,6 +54,7 @@ class FilterOptions:
     dedup: bool = True
     near_dup: float = 0.8  # Jaccard threshold; 0 turns near dedup off
     num_perm: int = 128
+    minhash: str = "auto"  # near dedup's MinHash: rensa (if installed) or datasketch (minhash.py)
     dedup_on: str = "row"
     select: Optional[int] = None
     embedder: str = "auto"
@@ -84,6 +85,7 @@ class FilterReport:
     rows_out: int = 0
     removed: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STEPS})
     embedder: Optional[str] = None
+    minhash: Optional[str] = None  # the MinHash backend near dedup used
     token_counter: str = "approx"
     settings: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
@@ -185,6 +187,10 @@ def filter_file(opts: FilterOptions, progress: Optional[Progress] = None) -> Fil
     tick = progress_or_silent(progress)
     _check(opts)
     start = time.perf_counter()
+    if opts.near_dup > 0:  # the backend that will run, not "auto": their signatures differ
+        from mlxsft.curate.minhash import resolve_backend
+
+        opts = dataclasses.replace(opts, minhash=resolve_backend(opts.minhash))
     settings = json.loads(json.dumps(opts.settings()))  # plain JSON types, as read back from a report
     if opts.out.exists() and not opts.overwrite:
         done = _finished_report(opts, settings)
@@ -255,7 +261,8 @@ def _quality_pass(opts: FilterOptions, report: FilterReport, count: Callable[[st
                   lines: array, rejects: Any, tick: Callable[[Tick], None]) -> tuple[Path, DedupIndex]:
     """Stream the input: drop invalid and low-quality rows, hand the rest to the dedup index."""
     checks = QualityChecks(opts.quality, count)
-    index = DedupIndex(tmp, exact=opts.dedup, near=opts.near_dup, num_perm=opts.num_perm)
+    index = DedupIndex(tmp, exact=opts.dedup, near=opts.near_dup, num_perm=opts.num_perm, minhash=opts.minhash)
+    report.minhash = index.minhash
     total = count_lines(opts.inp)
     name = str(opts.inp)
     removed = report.removed
