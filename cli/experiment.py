@@ -126,7 +126,8 @@ def experiment() -> None:
 @click.option("--select", "select", type=click.IntRange(1), default=300, show_default=True,
               help="N: rows the curation keeps (and the random arm draws).")
 @click.option("--pool-multiple", type=click.IntRange(3), default=4, show_default=True,
-              help="Pool size as a multiple of the bundled training set.")
+              help="Pool size as a multiple of the bundled training set (with --data: your rows plus their "
+                   "defective variants, twice your rows at the default rates).")
 @click.option("--pool-seed", type=int, default=0, show_default=True, help="Seed of the pool and its defects.")
 @click.option("--scorer", default="reference:exact", show_default=True,
               help="Scorer of the best-of-k step (reference, reference:exact, ...).")
@@ -139,11 +140,13 @@ def curation(data: Optional[str], select: int, pool_multiple: int, pool_seed: in
     from mlxsft.experiments.curation import CurationOptions, run_curation
     from mlxsft.experiments.pool import PoolSpec
 
-    if data is not None:
-        raise ConfigError("--data: the curation experiment builds its pool from the bundled dataset's task "
-                          "generators (planted defects need the generators' references); no other dataset yet")
+    if data is not None and kw.get("questions") is None:
+        raise ConfigError("--data needs --questions: the bundled eval questions ask about the bundled tasks, so "
+                          "the held-out questions for your data must come from you")
+    if data is not None and not Path(data).is_file():
+        raise ConfigError(f"--data {data}: no such file")
     opts = CurationOptions(setup=make_setup(**kw), pool=PoolSpec(seed=pool_seed, multiple=pool_multiple),
-                           select=select, scorer=scorer, embedder=embedder)
+                           select=select, scorer=scorer, embedder=embedder, data=Path(data) if data else None)
     _run(opts.setup.backend, lambda view: run_curation(opts, view))
 
 

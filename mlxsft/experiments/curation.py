@@ -2,8 +2,9 @@
 
     results = run_curation(CurationOptions(Setup(out=Path("runs/experiments/curation"))), callback)
 
-1. A mixed pool, four times the bundled training set, with defects planted at known rates (``pool.py``); the
-   held-out questions are never in it (checked).
+1. A mixed pool, four times the bundled training set, with defects planted at known rates (``pool.py``), or
+   with ``--data`` the user's rows plus defective variants of them (``pool_from_data.py``); the held-out
+   questions are never in it (checked).
 2. Curated to N rows with mlxsft's own pipeline: ``data filter`` (quality, exact and near dedup), best-of-k with
    the reference scorer where a row has a reference, then ``data filter --select N`` (``curate_pool.py``); the
    filter report scores each step against the planted labels (precision, recall, what got through).
@@ -22,7 +23,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from mlxsft.errors import RunError
 from mlxsft.experiments.arms import Arm, ArmResult, Setup, aggregate, check_equal_budget, held_out_prompts, \
@@ -43,6 +44,7 @@ class CurationOptions:
     setup: Setup
     pool: PoolSpec = field(default_factory=PoolSpec)
     select: int = 300  # N: as many rows as the bundled training set
+    data: Optional[Path] = None  # build the pool from this dataset's rows (``pool_from_data``), not the bundled
     scorer: str = "reference:exact"
     embedder: str = "auto"
 
@@ -74,8 +76,13 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
     data.mkdir(exist_ok=True)
     from mlxsft.files import atomic_write_json
 
-    callback("stage", {"text": "building the mixed pool"})
-    pool = build_pool(opts.pool)
+    callback("stage", {"text": f"building the mixed pool from {opts.data or 'the bundled dataset'}"})
+    if opts.data is not None:
+        from mlxsft.experiments.pool_from_data import pool_from_data
+
+        pool = pool_from_data(opts.data, opts.pool)
+    else:
+        pool = build_pool(opts.pool)
     pool_path = pool.write(data / "pool.jsonl")
     atomic_write_json(data / "pool.labels.json", pool.labels)
     prepare_questions(setup)
@@ -105,7 +112,7 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
     from mlxsft.backends.registry import resolve
 
     payload = {"experiment": "curation", "setup": _setup_dict(setup), "backend": resolve(setup.backend),
-               "pool": asdict(opts.pool),
+               "pool": asdict(opts.pool), "data": str(opts.data) if opts.data else None,
                "pool_rows": len(pool.rows), "select": opts.select, "scorer": opts.scorer,
                "embedder": next((r.get("embedder") for r in run.filter_reports if r.get("embedder")), None),
                "budget": budget, "filter_report": report,
@@ -147,7 +154,8 @@ def curation_table(payload: dict[str, Any], summary: dict[str, dict[str, Any]]) 
     s, b, rep = payload["setup"], payload["budget"], payload["filter_report"]
     n_q = payload["arms"][0]["questions"]
     lines = ["# Curation beats volume? (`mlxsft experiment curation`)\n\n",
-             f"{s['model']} ({payload['backend']} backend), LoRA, {budget_text(s, b)}; pool of {payload['pool_rows']} rows, curated to "
+             f"{s['model']} ({payload['backend']} backend), LoRA, {budget_text(s, b)}; pool of {payload['pool_rows']} rows"
+             f"{' built from ' + Path(payload['data']).name if payload.get('data') else ''}, curated to "
              f"N = {payload['select']}; scored on {n_q} held-out questions (greedy, at most {s['max_tokens']} "
              f"new tokens) and {s['n_general'] or 'all'} general prompts for forgetting. Mean ± sd over seeds.\n\n"]
     rows = []

@@ -38,7 +38,7 @@ def test_curation_end_to_end_on_a_tiny_model(tiny_llama_dir, tmp_path):
 
 def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
     for args, message in ((("--seeds", "two"), "--seeds two: expected a count"),
-                          (("--data", "mine.jsonl"), "--data: the curation experiment builds its pool"),
+                          (("--data", "mine.jsonl", "--questions", "q.jsonl"), "--data mine.jsonl: no such file"),
                           (("--set", "learning_rate=fast"), "learning_rate: expected float")):
         proc = run_cli("experiment", "curation", "--out", str(tmp_path / "x"), *args)
         assert proc.returncode != 0
