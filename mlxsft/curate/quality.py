@@ -39,6 +39,12 @@ REFUSAL_PATTERNS = tuple(re.compile(p) for p in (
     r"\bmy (?:knowledge )?cutoff\b",
     r"\bit(?:'s| is) not appropriate for me to\b",
 ))
+# Text every match of the patterns above contains (one per pattern or more): a response holding none of them is no
+# refusal, found with a few substring tests instead of ten regex scans. test_quality checks each pattern has one.
+REFUSAL_HINTS = ("an ai", "language model", "sorry", "afraid", "i can", "i won't", "i will not", "able to",
+                 "don't have", "openai", "cutoff", "appropriate for me")
+# The ASCII characters _SYMBOL matches, for counting them in ASCII text with bytes.translate.
+_ASCII_SYMBOLS = bytes(c for c in range(128) if _SYMBOL.match(chr(c)))
 
 
 @dataclass
@@ -82,11 +88,12 @@ class QualityChecks:
 
 def repeated_ngram_share(text: str, n: int = 3) -> float:
     """Share of word n-grams that already occurred earlier in the text (0 for texts under 2n words)."""
-    words = [w.lower() for w in _WORDS.findall(text)]
+    # lowercasing whole ASCII text finds the same words; beyond ASCII it may not ("İ" lowers to two characters)
+    words = _WORDS.findall(text.lower()) if text.isascii() else [w.lower() for w in _WORDS.findall(text)]
     if len(words) < 2 * n:
         return 0.0
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    return 1.0 - len(set(grams)) / len(grams)
+    total = len(words) - n + 1
+    return 1.0 - len(set(zip(*(words[i:] for i in range(n))))) / total
 
 
 def compression_ratio(text: str) -> float:
@@ -102,8 +109,8 @@ def is_repetitive(text: str, ngram: int = 3, max_repeat: float = 0.3, min_compre
 
 
 def is_refusal(text: str) -> bool:
-    low = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
-    return any(p.search(low) for p in REFUSAL_PATTERNS)
+    low = (text if text.isascii() else unicodedata.normalize("NFKC", text)).lower().replace("\u2019", "'")
+    return any(h in low for h in REFUSAL_HINTS) and any(p.search(low) for p in REFUSAL_PATTERNS)
 
 
 def is_garbage(text: str, min_alnum: float = 0.5, max_word_chars: int = 120) -> bool:
@@ -113,7 +120,12 @@ def is_garbage(text: str, min_alnum: float = 0.5, max_word_chars: int = 120) -> 
     if _CONTROL.search(text) or not text.strip():
         return True
     # code and arithmetic stay well above 50% ("x = a[i] * (b + c);" is 63%), symbol soup falls below
-    if 1.0 - len(_SYMBOL.findall(text)) / len(text) < min_alnum:
+    if text.isascii():
+        data = text.encode("ascii")
+        symbols = len(data) - len(data.translate(None, _ASCII_SYMBOLS))
+    else:
+        symbols = len(_SYMBOL.findall(text))
+    if 1.0 - symbols / len(text) < min_alnum:
         return True
     longest = max((w for w in text.split() if not w.startswith(("http://", "https://"))), key=len, default="")
     return len(longest) > max_word_chars
