@@ -63,9 +63,14 @@ class ExperimentView:
         r = p["result"]
         kl = "—" if r.kl is None else f"{r.kl:.3f}"
         cached = " [dim](measured before, read back)[/]" if p["cached"] else ""
-        self._line(f"{escape(getattr(self, 'current', r.arm))}: right {r.right}/{r.questions} (base {r.right_base}), "
-                   f"+{r.wins} -{r.regressions}, forgetting KL {kl} · {r.steps} steps, {r.trained_tokens:,} tokens, "
-                   f"{r.s_per_step:.1f} s/step, {r.total_s:.0f} s in all{cached}")
+        scored = p.get("scored")  # an experiment's own scoring (reasoning: the trace stripped) replaces the raw one
+        if scored:
+            right = (f"right {scored['right']}/{r.questions} with the trace stripped (base {scored['right_base']}), "
+                     f"{scored['cut_off']} cut off in the trace")
+        else:
+            right = f"right {r.right}/{r.questions} (base {r.right_base}), +{r.wins} -{r.regressions}"
+        self._line(f"{escape(getattr(self, 'current', r.arm))}: {right}, forgetting KL {kl} · {r.steps} steps, "
+                   f"{r.trained_tokens:,} tokens, {r.s_per_step:.1f} s/step, {r.total_s:.0f} s in all{cached}")
 
     def _on_done(self, p: dict) -> None:
         self.out = p["out"]

@@ -135,7 +135,10 @@ def run_reasoning(opts: ReasoningOptions, callback: Callback = silent) -> dict[s
             result, cached = run_arm(setup, arm, seed, callback, base_memo)
             results.append(result)
             scores.append(score_arm(result))
-            callback("arm_done", {"result": result, "cached": cached})
+            # the arm's line shows the trace-stripped score, not the before/after table's raw one
+            callback("arm_done", {"result": result, "cached": cached,
+                                  "scored": {"right": scores[-1].right, "right_base": scores[-1].right_base,
+                                             "cut_off": scores[-1].cut_off}})
     budget = check_equal_budget(results)
     summary = aggregate(results, METRICS)
     for name, m in summary.items():

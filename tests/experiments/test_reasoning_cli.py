@@ -54,6 +54,9 @@ def test_reasoning_end_to_end_on_a_tiny_model(tiny_llama_dir, tmp_path):
     table = (out / "table.md").read_text()
     assert "deterministic problem generator" in table and "cut off in the trace" in table
     assert table in proc.stdout
+    for arm in results["arms"]:  # each arm's line shows the trace-stripped score, not the raw one
+        assert (f"{arm['arm']} seed 0: right {arm['scored']['right']}/3 with the trace stripped "
+                f"(base {arm['scored']['right_base']})") in proc.stdout
 
 
 def test_the_generation_limit_defaults_to_the_trace_budget(monkeypatch, tmp_path):
