@@ -145,16 +145,24 @@ def k_center(vectors: np.ndarray, n: int) -> list[int]:
 
     Each pick is the row farthest from every row picked so far, so a group of similar prompts gives at most a few
     picks until every other group has one: the picks cover the space rather than follow its density.
+
+    Each row remembers its nearest pick, and a new pick is compared only with the rows it can be nearer to: on unit
+    vectors the Euclidean distance is ``sqrt(2 * cosine distance)``, a metric, so by the triangle inequality a row
+    whose nearest pick ``a`` lies at cosine distance ``d`` gets nearer to the new pick ``c`` only if
+    ``cosdist(a, c) < 4 d``. The picks are those of the plain traversal; late picks touch a few rows instead of all
+    (10,000 picks from 275k rows: ~1 minute instead of ~an hour on two cores).
     """
     total = len(vectors)
     mean = np.zeros(vectors.shape[1], np.float64)
     for start in range(0, total, CHUNK):
         mean += np.asarray(vectors[start:start + CHUNK], np.float64).sum(axis=0)
-    nearest = np.empty(total, np.float32)  # distance of each row to its nearest pick
+    nearest = np.empty(total, np.float32)  # cosine distance of each row to its nearest pick
+    owner = np.zeros(total, np.int32)  # which pick (its position in `chosen`) that is
+    centers = np.empty((n, vectors.shape[1]), np.float32)
     first = _argmax_similarity(vectors, mean.astype(np.float32))
     chosen = [first]
-    center = np.asarray(vectors[first], np.float32)[None, :]
-    for start, sims in _similarities(vectors, center):
+    centers[0] = vectors[first]
+    for start, sims in _similarities(vectors, centers[:1]):
         nearest[start:start + len(sims)] = 1.0 - sims[:, 0]
     while len(chosen) < n:
         nearest[chosen[-1]] = -np.inf  # a pick is never picked again
@@ -164,11 +172,18 @@ def k_center(vectors: np.ndarray, n: int) -> list[int]:
             picked = set(chosen)
             chosen += [i for i in range(total) if i not in picked][: n - len(chosen)]
             break
+        k = len(chosen)
         chosen.append(pick)
-        center = np.asarray(vectors[pick], np.float32)[None, :]
-        for start, sims in _similarities(vectors, center):
-            seg = nearest[start:start + len(sims)]
-            np.minimum(seg, 1.0 - sims[:, 0], out=seg)
+        centers[k] = vectors[pick]
+        between = 1.0 - centers[:k] @ centers[k]  # cosine distance from the new pick to each earlier one
+        # a small slack so float rounding never drops a row the plain traversal would update
+        rows = np.flatnonzero(4.0 * nearest * (1 + 1e-4) + 1e-6 > between[owner])
+        for s in range(0, len(rows), CHUNK):
+            part = rows[s:s + CHUNK]
+            dist = 1.0 - np.asarray(vectors[part], np.float32) @ centers[k]
+            closer = dist < nearest[part]
+            nearest[part[closer]] = dist[closer]
+            owner[part[closer]] = k
     return chosen
 
 

