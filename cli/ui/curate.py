@@ -185,6 +185,8 @@ def render_filter(r: Any, report_path: Any) -> None:
     table.add_row("[bold]output[/]", str(r.rows_in - r.rows_out), f"[bold]{r.rows_out}[/]")
     console.print(table)
     extra = [f"tokens counted with {escape(r.token_counter)}"]
+    if getattr(r, "minhash", None):
+        extra.append(f"MinHash by {escape(r.minhash)}")
     if r.embedder:
         extra.append(f"prompts embedded with {escape(r.embedder)}")
     extra.append(f"report: {escape(str(report_path))}")

@@ -46,6 +46,11 @@ def normalize_text(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", t).split())
 
 
+def exact_hash(normalized: str) -> int:
+    """The 64-bit BLAKE2 hash exact dedup compares, of already normalised text."""
+    return int.from_bytes(hashlib.blake2b(normalized.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def shingles(text: str, n: int = 3, normalized: bool = False) -> set[str]:
     """Word ``n``-grams of the normalised text (``normalized``: ``text`` already is)."""
     words = (text if normalized else normalize_text(text)).split()
@@ -120,19 +125,32 @@ class DedupIndex:
     def add(self, text: str) -> None:
         norm = normalize_text(text)
         if self.exact:
-            digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest()
-            self._hashes.append(int.from_bytes(digest, "little"))
+            self._hashes.append(exact_hash(norm))
         if self.near > 0:
             self._pending.append(shingles(norm, self.ngram, normalized=True))
             if len(self._pending) == BATCH:
                 self._flush()
         self.n += 1
 
+    def add_keys(self, hashes: list[int], sigs: Optional[np.ndarray]) -> None:
+        """Rows whose keys were computed elsewhere (``scan.Scanner``, in worker processes): their ``exact_hash``
+        values, and their MinHash signatures from the same backend, ``(rows, num_perm)`` uint32."""
+        if self.near > 0:
+            assert sigs is not None and sigs.shape == (len(hashes), self.num_perm)
+            self._flush()
+            self._write_signatures(sigs)
+        if self.exact:
+            self._hashes.extend(hashes)
+        self.n += len(hashes)
+
     def _flush(self) -> None:
         if not self._pending:
             return
         values = self._hasher.signatures(self._pending)
         self._pending = []
+        self._write_signatures(values)
+
+    def _write_signatures(self, values: np.ndarray) -> None:
         self._bands.write(band_hashes(values, self.b, self.r).tobytes())
         # 16 low bits: two different hash values agree by chance once in 65536, a negligible bias
         self._sigs.write((values & 0xFFFF).astype(np.uint16).tobytes())

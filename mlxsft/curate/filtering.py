@@ -10,12 +10,17 @@ text, ``quality.py``), ``exact_dup`` and ``near_dup`` (on the row, prompt or res
 ``not_selected`` (``--select N``: N rows by prompt diversity, ``diversity.py``). Kept rows are copied byte for
 byte, in input order.
 
+Speed: the per-row work (parsing, quality checks, exact hash, MinHash) runs in ``scan.py``, in one worker process
+per core from ``PARALLEL_ROWS`` lines (the output is the same for any number); MinHash is rensa's (Rust) when
+installed; ``--select`` on a big pool embeds with a static model (``static_embed.py``) and prunes k-center's
+comparisons (``diversity.k_center``). ``python -m bench.bench_filter`` measures 1M rows with ``--select 10000``.
+
 Memory: rows stream through, and what is kept per row lives in numpy arrays or temporary files beside the output
-(dedup: ~115 bytes per row at its peak, ``dedup.py``; ``--select``: the embeddings in a memmap), so a million rows
-need about a hundred megabytes. Measured: peak Python memory 31 MB for both 2,000 and 10,000 rows (~680 rows/s on the
-shared 2-core build machine, near dedup on). The output (and ``--rejects``) is written to a temporary file and
-renamed into place, so it is never half-written. The report (default ``OUT`` with ``.report.json``) holds a
-fingerprint of the input and options: running the same command again finds the output up to date and does nothing.
+(dedup: ~115 bytes per row at its peak, ``dedup.py``; ``--select``: the prompts in a file, the embeddings in a
+memmap), so a million rows need a few hundred megabytes. The output (and ``--rejects``) is written to a temporary
+file and renamed into place, so it is never half-written. The report (default ``OUT`` with ``.report.json``) holds
+a fingerprint of the input and options: running the same command again finds the output up to date and does
+nothing.
 """
 
 from __future__ import annotations
@@ -33,14 +38,16 @@ from typing import Any, Callable, Iterator, Optional
 
 from mlxsft.curate.dedup import EXACT, KEEP, DedupIndex
 from mlxsft.curate.events import Progress, Tick, progress_or_silent
-from mlxsft.curate.jsonl import BOM, dumps_row, parse_line
-from mlxsft.curate.quality import QualityChecks, QualityOptions, approx_tokens
+from mlxsft.curate.jsonl import BOM, dumps_row
+from mlxsft.curate.quality import QualityOptions
+from mlxsft.curate.scan import ScanConfig, chunked, scan_chunks, token_counter
 from mlxsft.errors import ConfigError, DataError
 
 STEPS = ("invalid", "too_short", "too_long", "garbage", "repetition", "refusal", "exact_dup", "near_dup",
          "not_selected")
 DEDUP_ON = ("row", "prompt", "response")
-EMBED_BATCH = 256
+EMBED_BATCH = 1024
+PARALLEL_ROWS = 20_000  # inputs from this many lines are scanned by one worker process per core
 
 
 @dataclass
@@ -61,6 +68,7 @@ class FilterOptions:
     select_method: str = "kcenter"
     seed: int = 0
     overwrite: bool = False
+    workers: Optional[int] = None  # processes for the first pass (default: one per core from PARALLEL_ROWS lines)
 
     @property
     def report_path(self) -> Path:
@@ -72,7 +80,7 @@ class FilterOptions:
     def settings(self) -> dict[str, Any]:
         """What decides the output, besides the input's bytes: part of the fingerprint."""
         d = dataclasses.asdict(self)
-        for k in ("inp", "out", "report", "rejects", "overwrite"):
+        for k in ("inp", "out", "report", "rejects", "overwrite", "workers"):  # workers: same output for any
             d.pop(k)
         return d
 
@@ -103,40 +111,6 @@ class FilterReport:
         report = cls(**{k: v for k, v in d.items() if k in names})
         report.removed = {s: int(report.removed.get(s, 0)) for s in STEPS}  # the file's keys are sorted
         return report
-
-
-@dataclass
-class RowTexts:
-    prompt: str
-    response: str
-
-    @property
-    def row(self) -> str:
-        return f"{self.prompt}\n{self.response}"
-
-
-def row_texts(row: dict, file: str, line: int) -> tuple[Optional[RowTexts], Optional[str]]:
-    """Prompt and response text of a valid SFT row in any format training reads, else (None, the problem)."""
-    from mlxsft.data.formats import to_conversation
-    from mlxsft.data.records import RawRow
-
-    conv, problems = to_conversation(RawRow(row, file, line))
-    if conv is None:
-        return None, str(problems[0]) if problems else "not a valid row"
-    if conv.text is not None:
-        return RowTexts("", conv.text), None
-    prompt = "\n".join(m["content"] for m in conv.messages if m["role"] != "assistant")
-    response = "\n".join(m["content"] for m in conv.messages if m["role"] == "assistant")
-    return RowTexts(prompt, response), None
-
-
-def token_counter(spec: Optional[str]) -> tuple[Callable[[str], int], str]:
-    if spec is None:
-        return approx_tokens, "approx"
-    from mlxsft.models import load_tokenizer
-
-    tok = load_tokenizer(spec)
-    return (lambda text: len(tok.encode(text, add_special_tokens=False))), spec
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -198,7 +172,7 @@ def filter_file(opts: FilterOptions, progress: Optional[Progress] = None) -> Fil
             return done
         raise ConfigError(f"{opts.out}: exists, and was not made from this input with these options",
                           hint="use another --out, or --overwrite")
-    count, counter_name = token_counter(opts.tokenizer)
+    _, counter_name = token_counter(opts.tokenizer)
     report = FilterReport(input=str(opts.inp), output=str(opts.out), token_counter=counter_name,
                           settings=settings, fingerprint=fingerprint(opts.inp, settings))
     opts.out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +181,7 @@ def filter_file(opts: FilterOptions, progress: Optional[Progress] = None) -> Fil
         rejects = open(tmp / "rejects.jsonl", "wb") if opts.rejects is not None else None
         try:
             lines = array("I")  # input line of each row still in, 4 bytes a row
-            passed = _quality_pass(opts, report, count, tmp, lines, rejects, tick)
+            passed = _quality_pass(opts, report, tmp, lines, rejects, tick)
             kept, lines = _dedup_pass(opts, report, passed, lines, rejects, tick)
             if opts.select is not None and report.rows_out > opts.select:
                 kept = _select(opts, report, kept, lines, tmp, rejects, tick)
@@ -257,35 +231,47 @@ def _reject(rejects: Any, reason: str, source: str, raw: bytes, detail: Optional
     rejects.write(dumps_row(entry))
 
 
-def _quality_pass(opts: FilterOptions, report: FilterReport, count: Callable[[str], int], tmp: Path,
-                  lines: array, rejects: Any, tick: Callable[[Tick], None]) -> tuple[Path, DedupIndex]:
-    """Stream the input: drop invalid and low-quality rows, hand the rest to the dedup index."""
-    checks = QualityChecks(opts.quality, count)
+def _quality_pass(opts: FilterOptions, report: FilterReport, tmp: Path, lines: array, rejects: Any,
+                  tick: Callable[[Tick], None]) -> tuple[Path, DedupIndex]:
+    """Stream the input: drop invalid and low-quality rows, hand the rest to the dedup index (``scan.py`` does the
+    per-row work, in worker processes on a big input)."""
     index = DedupIndex(tmp, exact=opts.dedup, near=opts.near_dup, num_perm=opts.num_perm, minhash=opts.minhash)
     report.minhash = index.minhash
     total = count_lines(opts.inp)
     name = str(opts.inp)
+    cfg = ScanConfig(quality=opts.quality, tokenizer=opts.tokenizer, name=name, dedup_on=opts.dedup_on,
+                     exact=opts.dedup, near=opts.near_dup, num_perm=opts.num_perm, minhash=opts.minhash,
+                     prompts=opts.select is not None)
+    workers = opts.workers or (available_cpus() if total >= PARALLEL_ROWS else 1)
     removed = report.removed
     path = tmp / "passed.jsonl"
+    # --select embeds each kept row's prompt: written now, one JSON string a line, so no row is parsed twice
+    prompts = open(tmp / "prompts.jsonl", "wb") if opts.select is not None else None
     with open(path, "wb") as passed:
-        for lineno, raw in _lines(opts.inp):
-            report.rows_in += 1
-            try:
-                texts, problem = row_texts(parse_line(raw, name, lineno), name, lineno)
-            except DataError as e:
-                texts, problem = None, str(e)
-            reason = "invalid" if texts is None else checks.reason(texts.response)
-            if reason is None:
-                passed.write(raw)
-                lines.append(lineno)
-                index.add(getattr(texts, opts.dedup_on))
-            else:
-                removed[reason] += 1
-                _reject(rejects, reason, f"{name}:{lineno}", raw, problem)
-            if report.rows_in % 500 == 0:
-                tick(Tick("filter", min(lineno, total), total, {"kept": len(lines), **removed}))
+        for chunk, scanned in scan_chunks(cfg, chunked(_lines(opts.inp)), workers):
+            for (lineno, raw), reason, problem in zip(chunk, scanned.reasons, scanned.problems):
+                if reason is None:
+                    passed.write(raw)
+                    lines.append(lineno)
+                else:
+                    removed[reason] += 1
+                    _reject(rejects, reason, f"{name}:{lineno}", raw, problem)
+            index.add_keys(scanned.hashes, scanned.sigs)
+            if prompts is not None:
+                prompts.write(b"".join(json.dumps(p).encode() + b"\n" for p in scanned.prompts))
+            report.rows_in += len(chunk)
+            tick(Tick("filter", min(chunk[-1][0], total), total, {"kept": len(lines), **removed}))
         tick(Tick("filter", total, total, {"kept": len(lines), **removed}))
+    if prompts is not None:
+        prompts.close()
     return path, index
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
 
 
 def _dedup_pass(opts: FilterOptions, report: FilterReport, passed: tuple[Path, DedupIndex], lines: array,
@@ -295,17 +281,27 @@ def _dedup_pass(opts: FilterOptions, report: FilterReport, passed: tuple[Path, D
     dups = index.resolve(progress=lambda done, total: tick(Tick("near dedup", done, total)))
     report.removed.update(dups.counts())
     kept_path, kept_lines = path.with_name("kept.jsonl"), array("I")
+    prompts_path = path.with_name("prompts.jsonl")
+    prompts = open(prompts_path, "rb") if prompts_path.exists() else None
+    kept_prompts = open(path.with_name("kept-prompts.jsonl"), "wb") if prompts is not None else None
     with open(kept_path, "wb") as kept:
         for i, (_, raw) in enumerate(_lines(path)):
+            prompt = prompts.readline() if prompts is not None else b""
             if dups.kind[i] == KEEP:
                 kept.write(raw)
                 kept_lines.append(lines[i])
+                if kept_prompts is not None:
+                    kept_prompts.write(prompt)
             else:
                 reason = "exact_dup" if dups.kind[i] == EXACT else "near_dup"
                 detail = f"{'duplicate' if dups.kind[i] == EXACT else 'near-duplicate'} of " \
                          f"{opts.inp}:{lines[int(dups.of[i])]}"
                 _reject(rejects, reason, f"{opts.inp}:{lines[i]}", raw, detail)
     path.unlink()
+    if prompts is not None and kept_prompts is not None:
+        prompts.close()
+        kept_prompts.close()
+        prompts_path.unlink()
     report.rows_out = len(kept_lines)
     return kept_path, kept_lines
 
@@ -317,15 +313,14 @@ def _select(opts: FilterOptions, report: FilterReport, kept: Path, kept_lines: a
 
     from mlxsft.curate.diversity import make_embedder, select
 
-    embedder = make_embedder(opts.embedder, seed=opts.seed)
-    report.embedder = embedder.name
     n = report.rows_out
+    embedder = make_embedder(opts.embedder, seed=opts.seed, rows=n)
+    report.embedder = embedder.name
 
     def texts() -> Iterator[str]:
-        for _, raw in _lines(kept):
-            t, _ = row_texts(json.loads(raw), str(opts.inp), 0)
-            assert t is not None  # rows in `kept` passed the same check
-            yield t.prompt or t.response
+        with open(tmp / "kept-prompts.jsonl", "rb") as f:
+            for line in f:
+                yield json.loads(line)
 
     if embedder.needs_fit:
         embedder.fit(texts())

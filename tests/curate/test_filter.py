@@ -165,3 +165,18 @@ def test_filter_runs_without_the_openblas_preload_that_slows_torch(tmp_path, mon
         r = CliRunner().invoke(cli, ["data", *args, "--prompts", missing, "--out", out])
         assert r.exit_code != 0 and "missing.jsonl" in str(r.exception)
     assert calls == [None, None] and not (tmp_path / "d.jsonl").exists()
+
+
+def test_worker_processes_give_the_same_output_rejects_and_report(tmp_path, monkeypatch):
+    import mlxsft.curate.scan as scan
+
+    planted_dataset(tmp_path / "in.jsonl")
+    one = filter_file(options(tmp_path, workers=1))
+    monkeypatch.setattr(scan, "CHUNK_ROWS", 3)  # 31 lines: 11 chunks shared by the two workers, results in order
+    two = filter_file(FilterOptions(inp=tmp_path / "in.jsonl", out=tmp_path / "out2.jsonl",
+                                    rejects=tmp_path / "rejects2.jsonl", workers=2,
+                                    quality=QualityOptions(min_tokens=3, max_tokens=200)))
+    assert two.removed == one.removed and two.rows_out == one.rows_out == 20
+    assert two.fingerprint == one.fingerprint  # the number of workers is not an option that changes the output
+    assert (tmp_path / "out2.jsonl").read_bytes() == (tmp_path / "out.jsonl").read_bytes()
+    assert (tmp_path / "rejects2.jsonl").read_bytes() == (tmp_path / "rejects.jsonl").read_bytes()
