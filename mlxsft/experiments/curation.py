@@ -128,7 +128,10 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
 
 
 def _setup_dict(setup: Setup) -> dict[str, Any]:
+    from mlxsft.backends.registry import resolve
+
     d = asdict(setup)
+    d["backend"] = resolve(setup.backend)  # what ran ("auto" says nothing in a table)
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 

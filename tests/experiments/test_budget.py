@@ -39,3 +39,13 @@ def test_aggregate_gives_mean_and_sd_over_seeds_per_arm():
     assert a.mean == pytest.approx(31.333333) and a.sd == pytest.approx(1.527525) and a.n == 3
     assert a.text() == "31.3 ± 1.5"
     assert summary["b"]["right"].sd is None and summary["b"]["right"].text() == "20.0"
+
+
+def test_the_recorded_setup_names_the_backend_that_ran_not_auto(tmp_path):
+    from mlxsft.backends.registry import resolve
+    from mlxsft.experiments.arms import Setup
+    from mlxsft.experiments.curation import _setup_dict
+
+    d = _setup_dict(Setup(out=tmp_path, backend="auto"))
+    assert d["backend"] == resolve("auto") and d["backend"] in ("mlx", "torch")
+    assert _setup_dict(Setup(out=tmp_path, backend="torch"))["backend"] == "torch" and d["out"] == str(tmp_path)
