@@ -44,7 +44,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: 
 
 def budget_text(setup: dict[str, Any], budget: dict[str, Any], per: str = " per arm") -> str:
     """The sentence every table starts from: the arms' training budget and seeds (``results.json``'s setup/budget)."""
-    return (f"{budget['steps']} optimizer steps of {setup['batch_size']} packed sequences of {setup['max_seq_len']} "
+    n = setup["batch_size"]
+    sequences = "one packed sequence" if n == 1 else f"{n} packed sequences"
+    return (f"{budget['steps']} optimizer steps of {sequences} of {setup['max_seq_len']} "
             f"tokens{per} ({budget['tokens_min']}-{budget['tokens_max']} trained tokens), seeds "
             f"{', '.join(map(str, setup['seeds']))}")
 
