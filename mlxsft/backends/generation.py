@@ -235,3 +235,53 @@ def interleave(streams: dict[str, AnswerStream]) -> dict[str, Answer]:
                 answers[name] = done.value
                 del live[name]
     return {name: answers[name] for name in streams}
+
+
+# ----------------------------------------------------------------------------- batched rows
+class TextDiff:
+    """Decodes the whole answer so far and returns what is new, holding back an unfinished UTF-8 character."""
+
+    def __init__(self, hf: Any):
+        self.hf, self.ids, self.shown = hf, [], ""
+
+    def _text(self) -> str:
+        return self.hf.decode(self.ids, skip_special_tokens=False)
+
+    def add(self, token: int) -> str:
+        self.ids.append(token)
+        text = self._text()
+        if text.endswith("\ufffd") or len(text) <= len(self.shown):
+            return ""
+        new, self.shown = text[len(self.shown):], text
+        return new
+
+    def tail(self) -> str:
+        return self._text()[len(self.shown):]
+
+
+class BatchRow:
+    """One row of a batch: a ``TurnStream`` fed a token at a time, so a row stops exactly where one-by-one
+    generation (which pulls tokens through the same ``TurnStream``) would."""
+
+    def __init__(self, stop: StopCondition, hf: Any):
+        self.turn = TurnStream(stop, TextDiff(hf))
+        self.live = True
+        self._next = 0
+        self._steps = self.turn.steps(iter(lambda: self._next, object()))  # yields whatever ``add`` set
+
+    def add(self, token: int) -> None:
+        self._next = token
+        try:
+            next(self._steps)
+        except StopIteration:  # a stop token or the end-of-turn text
+            self.live = False
+
+
+def batch_answer(row: BatchRow, prompt: list[int], hf: Any, elapsed: float, total: int) -> Answer:
+    """A row's Answer as one-by-one generation gives it, with the speed and time of the whole batch (its rows
+    share every forward pass)."""
+    answer = row.turn.answer(prompt, 0, time.perf_counter(), lambda ids: hf.decode(ids, skip_special_tokens=False))
+    answer.text = answer.text.strip()
+    answer.elapsed_s = elapsed
+    answer.tokens_per_sec = total / elapsed if elapsed > 0 else 0.0
+    return answer

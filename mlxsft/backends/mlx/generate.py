@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backend interface)
     Answer,
@@ -33,6 +33,7 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     TurnStream,
     common_prefix,
     AnswerStream,
+    batch_answer,
     finish,
     hf_tokenizer,
     render_prompt,
@@ -221,37 +222,67 @@ def make_sampler(temp: float, top_p: float = 1.0) -> Callable:
 def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[dict]], template: str, *,
                            template_kwargs: dict | None = None, max_tokens: int = 128,
                            batch_size: int = 32, sampler: Optional[Callable] = None,
-                           activate: Callable[[], ContextManager] = nullcontext) -> list[Answer]:
-    """Greedy answers to many conversations at once (mlx-lm's BatchGenerator).
+                           activate: Callable[[], ContextManager] = nullcontext, temp: float = 0.0,
+                           top_p: float = 1.0, seeds: Optional[Sequence[int]] = None) -> list[Answer]:
+    """Answers to many conversations at once, in their order: greedy by default, the same tokens as
+    ``generate_answer`` one by one (the before/after table, ``mlxsft eval``).
 
-    On a CPU one decode step costs about the same for 1 or 32 sequences (per-op overhead dominates a
-    small model), so the before/after table asks all its questions together: ~20x faster than one by one.
-    ``sampler``: mlx-lm's ``make_sampler(temp, top_p)`` for sampled answers (curation); greedy without.
-    ``activate``: entered around the whole generation (the base view of a LoRA model: adapters swapped out).
+    ``temp``/``top_p`` sample (curation); ``seeds[i]`` seeds answer ``i`` alone, so it does not depend on the
+    batch it ran in (without ``seeds`` they are drawn from ``mx.random``, which ``seed()`` sets). A conversation
+    asked K times is prefilled once (``batch.py``: shared prefill, slots refilled as answers end). ``sampler``:
+    an mlx-lm sampler instead, run through mlx-lm's ``BatchGenerator`` (one random stream for the batch), as is
+    a model whose cache is not mlx-lm's plain ``KVCache``. ``activate``: entered around the whole generation
+    (the base view of a LoRA model: adapters swapped out).
     """
-    from mlx_lm.generate import BatchGenerator
+    from mlxsft.backends.mlx import batch
 
     hf = hf_tokenizer(tokenizer)
     prompts = [render_prompt(hf, msgs, template, template_kwargs) for msgs in conversations]
     stop = stop_condition(tokenizer, template, template_kwargs)
+    with activate():
+        if sampler is None and batch.supports(model):
+            if temp > 0 and seeds is None:
+                seeds = drawn_seeds(len(prompts))
+            start = time.perf_counter()
+            rows = batch.decode_rows(model, prompts, stop, hf, Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens),
+                                     seeds=seeds, slots=batch_size)
+            elapsed = time.perf_counter() - start
+            total = sum(len(row.turn.generated) for row in rows)
+            return [batch_answer(row, prompt, hf, elapsed, total) for row, prompt in zip(rows, prompts)]
+        if sampler is None and temp > 0:
+            sampler = make_sampler(temp, top_p)
+        return _mlx_lm_batch(model, hf, prompts, stop, max_tokens, batch_size, sampler)
+
+
+def drawn_seeds(n: int) -> list[int]:
+    """``n`` row seeds from mlx's global random state (``seed()``)."""
+    import mlx.core as mx
+
+    return mx.random.randint(0, 1 << 31, (n,)).tolist()
+
+
+def _mlx_lm_batch(model: Any, hf: Any, prompts: list[list[int]], stop: StopCondition, max_tokens: int,
+                  batch_size: int, sampler: Optional[Callable]) -> list[Answer]:
+    """mlx-lm's ``BatchGenerator`` (continuous batching, one prefill per request, a sampler for the batch)."""
+    from mlx_lm.generate import BatchGenerator
+
     stop_seqs = [[t] for t in sorted(stop.token_ids)]
     if stop.text:
         stop_seqs.append(hf.encode(stop.text, add_special_tokens=False))
-    with activate():
-        gen = BatchGenerator(model, stop_tokens=stop_seqs, completion_batch_size=batch_size,
-                             prefill_batch_size=min(8, batch_size), **({"sampler": sampler} if sampler else {}))
-        start = time.perf_counter()
-        uids = gen.insert(prompts, [max_tokens] * len(prompts))
-        tokens: dict[int, list[int]] = {u: [] for u in uids}
-        finish: dict[int, str] = {}
-        try:
-            while responses := gen.next_generated():
-                for r in responses:
-                    tokens[r.uid].append(r.token)
-                    if r.finish_reason is not None:
-                        finish[r.uid] = r.finish_reason
-        finally:
-            gen.close()
+    gen = BatchGenerator(model, stop_tokens=stop_seqs, completion_batch_size=batch_size,
+                         prefill_batch_size=min(8, batch_size), **({"sampler": sampler} if sampler else {}))
+    start = time.perf_counter()
+    uids = gen.insert(prompts, [max_tokens] * len(prompts))
+    tokens: dict[int, list[int]] = {u: [] for u in uids}
+    finish: dict[int, str] = {}
+    try:
+        while responses := gen.next_generated():
+            for r in responses:
+                tokens[r.uid].append(r.token)
+                if r.finish_reason is not None:
+                    finish[r.uid] = r.finish_reason
+    finally:
+        gen.close()
     elapsed = time.perf_counter() - start
     total = sum(len(t) for t in tokens.values())
     out = []

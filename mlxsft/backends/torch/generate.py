@@ -35,6 +35,9 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     TurnStream,
     common_prefix,
     AnswerStream,
+    BatchRow,
+    TextDiff,
+    batch_answer,
     finish,
     render_prompt,
     stop_condition,
@@ -208,7 +211,7 @@ class CachedGenerator:
         device = next(model.parameters()).device
         cache_arg = _cache_argument(model)
         start = time.perf_counter()
-        turn = TurnStream(stop, _TextDiff(hf), on_text=on_text, should_stop=should_stop)
+        turn = TurnStream(stop, TextDiff(hf), on_text=on_text, should_stop=should_stop)
         with torch.no_grad(), self.view.activate():
             reused = self._reuse(prompt)
 
@@ -225,27 +228,6 @@ class CachedGenerator:
 
         yield from turn.steps(steps())
         return turn.answer(prompt, reused, start, lambda ids: hf.decode(ids, skip_special_tokens=False))
-
-
-class _TextDiff:
-    """Decodes the whole answer so far and returns what is new, holding back an unfinished UTF-8 character."""
-
-    def __init__(self, hf: Any):
-        self.hf, self.ids, self.shown = hf, [], ""
-
-    def _text(self) -> str:
-        return self.hf.decode(self.ids, skip_special_tokens=False)
-
-    def add(self, token: int) -> str:
-        self.ids.append(token)
-        text = self._text()
-        if text.endswith("\ufffd") or len(text) <= len(self.shown):
-            return ""
-        new, self.shown = text[len(self.shown):], text
-        return new
-
-    def tail(self) -> str:
-        return self._text()[len(self.shown):]
 
 
 def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: str, *,
@@ -288,7 +270,7 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
     hf = hf_of(tokenizer)
     prompts = [render_prompt(hf, msgs, template, template_kwargs) for msgs in conversations]
     stop = stop_condition(tokenizer, template, template_kwargs)
-    rows: list[Optional[_Row]] = [None] * len(prompts)
+    rows: list[Optional[BatchRow]] = [None] * len(prompts)
     start = time.perf_counter()
     was_training = model.training
     model.eval()
@@ -301,7 +283,7 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
         model.train(was_training)
     elapsed = time.perf_counter() - start
     total = sum(len(row.turn.generated) for row in rows)
-    return [_batch_answer(row, prompt, hf, start, elapsed, total) for row, prompt in zip(rows, prompts)]
+    return [batch_answer(row, prompt, hf, elapsed, total) for row, prompt in zip(rows, prompts)]
 
 
 def _length_chunks(prompts: list[list[int]], batch_size: int) -> list[list[int]]:
@@ -319,26 +301,8 @@ def _pad_id(hf: Any, stop: StopCondition) -> int:
     return 0
 
 
-class _Row:
-    """One row of a batch: a ``TurnStream`` fed a token at a time, so a row stops exactly where one-by-one
-    generation (which pulls tokens through the same ``TurnStream``) would."""
-
-    def __init__(self, stop: StopCondition, hf: Any):
-        self.turn = TurnStream(stop, _TextDiff(hf))
-        self.live = True
-        self._next = 0
-        self._steps = self.turn.steps(iter(lambda: self._next, object()))  # yields whatever ``add`` set
-
-    def add(self, token: int) -> None:
-        self._next = token
-        try:
-            next(self._steps)
-        except StopIteration:  # a stop token or the end-of-turn text
-            self.live = False
-
-
 def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf: Any, max_tokens: int,
-                  activate: Callable[[], ContextManager]) -> list[_Row]:
+                  activate: Callable[[], ContextManager]) -> list[BatchRow]:
     """Greedy decoding of left-padded ``prompts`` with one KV cache; a row that stopped is fed padding
     (its tokens no longer count) until every row has stopped or ``max_tokens`` are reached."""
     import torch
@@ -348,7 +312,7 @@ def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf:
     width = max(len(p) for p in prompts)
     feed = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    rows = [_Row(stop, hf) for _ in prompts]
+    rows = [BatchRow(stop, hf) for _ in prompts]
     cache, cache_arg = _new_cache(model), _cache_argument(model)
     with torch.no_grad(), activate():
         for _ in range(max_tokens):
@@ -365,14 +329,3 @@ def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf:
             feed = torch.tensor([[t if row.live else pad] for row, t in zip(rows, tokens)], device=device)
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
     return rows
-
-
-def _batch_answer(row: _Row, prompt: list[int], hf: Any, start: float, elapsed: float, total: int) -> Answer:
-    """A row's Answer as ``generate_answer`` gives it, with the speed and time of the whole batch (its rows
-    share every forward pass)."""
-    turn = row.turn
-    answer = turn.answer(prompt, 0, start, lambda ids: hf.decode(ids, skip_special_tokens=False))
-    answer.text = answer.text.strip()
-    answer.elapsed_s = elapsed
-    answer.tokens_per_sec = total / elapsed if elapsed > 0 else 0.0
-    return answer

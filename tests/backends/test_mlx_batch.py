@@ -1,0 +1,130 @@
+"""Batched MLX generation (``mlxsft/backends/mlx/batch.py``) on the tiny random llama: greedy answers equal
+``generate_answer`` one by one whatever the batch size (slots refilled as rows stop), a sampled answer depends
+on its seed alone, a prompt asked K times is prefilled once, and a row that stopped is not decoded further."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("mlx_lm")
+
+from mlxsft.backends.mlx.generate import generate_answer, generate_answers_batch  # noqa: E402
+
+MAX_TOKENS = 10
+# different lengths, out of length order: bucketing, per-row positions and masks all matter
+CONVS = [[{"role": "user", "content": text}] for text in (
+    "What is 2+2?",
+    "Name three colours of the rainbow, please, and say which one you like best and why.",
+    "Hi",
+    "Translate 'good morning' into French.",
+    "Write a haiku about a cat sleeping in the sun on a warm afternoon in late summer, with no rhyme.",
+    "Why?",
+)]
+KEYS = ("text", "finish_reason", "tokens", "raw_text", "prompt_tokens", "token_ids")
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_llama_dir):
+    from mlxsft.models import load_mlx
+
+    model, tokenizer, _ = load_mlx(str(tiny_llama_dir))
+    model.eval()
+    return model, tokenizer, tokenizer._tokenizer.chat_template
+
+
+def comparable(answers) -> list[dict]:
+    return [{k: getattr(a, k) for k in KEYS} for a in answers]
+
+
+def one_by_one(model, tokenizer, template):
+    return [generate_answer(model, tokenizer, c, template, max_tokens=MAX_TOKENS) for c in CONVS]
+
+
+class CountingModel:
+    """The model, counting the rows each forward pass computes: prefill passes (several tokens a row) apart
+    from decode passes (one)."""
+
+    def __init__(self, model):
+        self.model, self.prefill_rows, self.decode_rows = model, 0, 0
+
+    def __call__(self, tokens, cache=None):
+        if tokens.shape[1] > 1:
+            self.prefill_rows += tokens.shape[0]
+        else:
+            self.decode_rows += tokens.shape[0]
+        return self.model(tokens, cache=cache)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+@pytest.fixture()
+def stop_on(loaded):
+    """Make ``token`` one more EOS id for the test (a random model never stops by itself)."""
+    _, tokenizer, _ = loaded
+    before = set(tokenizer.eos_token_ids)
+
+    def use(*tokens: int) -> None:
+        tokenizer.eos_token_ids = before | set(tokens)
+
+    yield use
+    tokenizer.eos_token_ids = before
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 32])
+def test_batched_greedy_equals_one_by_one_in_order(loaded, batch_size):
+    model, tokenizer, template = loaded
+    alone = one_by_one(model, tokenizer, template)
+    batched = generate_answers_batch(model, tokenizer, CONVS, template, max_tokens=MAX_TOKENS, batch_size=batch_size)
+    assert comparable(batched) == comparable(alone)
+    assert len({a.prompt_tokens for a in alone}) == len(CONVS)
+    assert len({a.text for a in batched}) == len(CONVS)  # the answers are told apart: the order is checked
+
+
+def test_rows_stopping_at_different_steps_refill_their_slots_and_match_one_by_one(loaded, stop_on):
+    model, tokenizer, template = loaded
+    free = one_by_one(model, tokenizer, template)
+    # stop each answer on a token it emits at a different step (where that token is new to it)
+    stops = {a.token_ids[step] for a, step in zip(free, (1, 3, 5)) if a.token_ids[step] not in a.token_ids[:step]}
+    stop_on(*stops)
+    alone = one_by_one(model, tokenizer, template)
+    assert len({a.tokens for a in alone}) > 1 and any(a.finish_reason == "stop" for a in alone)
+    counted = CountingModel(model)
+    batched = generate_answers_batch(counted, tokenizer, CONVS, template, max_tokens=MAX_TOKENS, batch_size=2)
+    assert comparable(batched) == comparable(alone)
+    # each row is decoded exactly as many times as it has tokens: nothing after its stop, no padding rows
+    assert counted.decode_rows == sum(a.tokens for a in alone)
+
+
+def test_a_prompt_asked_k_times_is_prefilled_once(loaded):
+    model, tokenizer, template = loaded
+    counted = CountingModel(model)
+    convs = [c for c in CONVS[:3] for _ in range(4)]
+    answers = generate_answers_batch(counted, tokenizer, convs, template, max_tokens=4, batch_size=5,
+                                     temp=1.0, seeds=list(range(len(convs))))
+    assert counted.prefill_rows == 3 and len(answers) == 12
+    assert counted.decode_rows == sum(a.tokens for a in answers) == 12 * 4
+
+
+def test_sampled_answers_depend_on_their_seed_alone(loaded):
+    model, tokenizer, template = loaded
+    k = 4
+    convs = [CONVS[0]] * k + [CONVS[1]] * k
+    seeds = [11, 12, 13, 14, 21, 22, 23, 24]
+    kw = dict(max_tokens=MAX_TOKENS, temp=1.0)
+    first = generate_answers_batch(model, tokenizer, convs, template, batch_size=8, seeds=seeds, **kw)
+    again = generate_answers_batch(model, tokenizer, convs, template, batch_size=3, seeds=seeds, **kw)
+    assert [a.token_ids for a in first] == [a.token_ids for a in again]  # another batch size, same answers
+    assert len({tuple(a.token_ids) for a in first[:k]}) == k  # the K samples of a prompt differ
+    alone = generate_answers_batch(model, tokenizer, [convs[5]], template, batch_size=1, seeds=[seeds[5]], **kw)
+    assert alone[0].token_ids == first[5].token_ids  # the same answer without the other rows
+    other = generate_answers_batch(model, tokenizer, [convs[5]], template, batch_size=1, seeds=[99], **kw)
+    assert other[0].token_ids != first[5].token_ids
+
+
+def test_top_p_keeps_only_the_likeliest_tokens(loaded):
+    model, tokenizer, template = loaded
+    greedy = generate_answers_batch(model, tokenizer, CONVS[:2], template, max_tokens=MAX_TOKENS)
+    tiny_p = generate_answers_batch(model, tokenizer, CONVS[:2], template, max_tokens=MAX_TOKENS, temp=1.0,
+                                    top_p=1e-6, seeds=[1, 2])
+    assert [a.token_ids for a in tiny_p] == [a.token_ids for a in greedy]  # a nucleus of one token: the argmax
