@@ -126,7 +126,12 @@ _worker: Optional[Scanner] = None  # one per worker process, built by its initia
 
 
 def _init_worker(cfg: ScanConfig) -> None:
+    import signal
+
     global _worker
+    # Ctrl-C reaches the whole process group: the main process stops the run (and says so); a worker that also
+    # raised would only print a traceback per process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = Scanner(cfg)
 
 
