@@ -8,7 +8,7 @@ import json
 from mlxsft.runs import MetricsLog
 from tests.helpers import run_cli
 
-TINY = ("--steps", "2", "--seeds", "1", "--batch-size", "1", "--max-seq-len", "512", "--n-questions", "4",
+TINY = ("--steps", "2", "--seeds", "1", "--batch-size", "1", "--max-seq-len", "256", "--n-questions", "4",
         "--max-tokens", "4", "--n-general", "2", "--embedder", "tfidf", "--select", "100", "--backend", "torch")
 
 

@@ -26,7 +26,7 @@ def test_agreement_counts_matches_with_the_teacher_and_the_teachers_own_score(tm
                                            "agree_base": 1, "agree_tuned": 3}
 
 
-TINY = ("--steps", "2", "--seeds", "1", "--batch-size", "1", "--max-seq-len", "512", "--n-questions", "3",
+TINY = ("--steps", "2", "--seeds", "1", "--batch-size", "1", "--max-seq-len", "128", "--n-questions", "3",
         "--max-tokens", "3", "--teacher-max-tokens", "4", "--n-general", "2", "--backend", "torch")
 
 

@@ -42,7 +42,7 @@ def test_each_arm_starts_its_peak_memory_afresh():
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < high - 200_000  # KiB: the 300 MB are gone
 
 
-TINY = ("--steps", "2", "--seeds", "1", "--batch-size", "1", "--max-seq-len", "512", "--n-questions", "3",
+TINY = ("--steps", "2", "--seeds", "1", "--batch-size", "1", "--max-seq-len", "128", "--n-questions", "3",
         "--max-tokens", "3", "--n-general", "2", "--ranks", "2,4", "--backend", "torch")
 
 
