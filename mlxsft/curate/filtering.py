@@ -308,7 +308,11 @@ def _dedup_pass(opts: FilterOptions, report: FilterReport, passed: tuple[Path, D
 
 def _select(opts: FilterOptions, report: FilterReport, kept: Path, kept_lines: array, tmp: Path, rejects: Any,
             tick: Callable[[Tick], None]) -> Path:
-    """Embed each kept row's prompt (its response for plain-text rows) into a memmap, choose, copy the chosen."""
+    """Embed each kept row's prompt (its response for plain-text rows) into a memmap, choose, copy the chosen.
+
+    k-center embeds each distinct prompt once (``distill --k 4`` writes four rows per prompt): the traversal never
+    picks a copy of a pick while another row is left, so choosing among distinct prompts (each standing for its
+    first row) and then, if N is larger, the next rows in order, picks what it would pick among all rows."""
     import numpy as np
 
     from mlxsft.curate.diversity import make_embedder, select
@@ -324,18 +328,33 @@ def _select(opts: FilterOptions, report: FilterReport, kept: Path, kept_lines: a
 
     if embedder.needs_fit:
         embedder.fit(texts())
-    vectors = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float32, shape=(n, embedder.dim))
+    first_row = array("I")  # the kept row each embedded prompt stands for
+    distinct: dict[str, None] = {}
+    if opts.select_method == "kcenter":
+        for i, text in enumerate(texts()):
+            if text not in distinct:
+                distinct[text] = None
+                first_row.append(i)
+        unique: Any = iter(distinct)
+    else:  # k-means follows density: every row counts
+        first_row.extend(range(n))
+        unique = texts()
+    m = len(first_row)
+    vectors = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float32, shape=(m, embedder.dim))
     done, batch = 0, []
-    for text in texts():
+    for text in unique:
         batch.append(text)
-        if len(batch) == EMBED_BATCH or done + len(batch) == n:
+        if len(batch) == EMBED_BATCH or done + len(batch) == m:
             vectors[done:done + len(batch)] = embedder.embed(batch)
             done += len(batch)
             batch = []
-            tick(Tick("embed", done, n))
+            tick(Tick("embed", done, m))
+    distinct.clear()
     vectors.flush()
     tick(Tick("select", 0, 1))
-    chosen = set(select(vectors, opts.select, opts.select_method, seed=opts.seed))
+    chosen = {first_row[i] for i in select(vectors, min(opts.select, m), opts.select_method, seed=opts.seed)}
+    rest = (i for i in range(n) if i not in chosen)
+    chosen.update(next(rest) for _ in range(opts.select - len(chosen)))  # N beyond the distinct prompts
     tick(Tick("select", 1, 1))
     del vectors
     out_path = tmp / "selected.jsonl"

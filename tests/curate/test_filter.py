@@ -180,3 +180,23 @@ def test_worker_processes_give_the_same_output_rejects_and_report(tmp_path, monk
     assert two.fingerprint == one.fingerprint  # the number of workers is not an option that changes the output
     assert (tmp_path / "out2.jsonl").read_bytes() == (tmp_path / "out.jsonl").read_bytes()
     assert (tmp_path / "rejects2.jsonl").read_bytes() == (tmp_path / "rejects.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("n", [5, 60])
+def test_select_embeds_each_distinct_prompt_once_and_picks_what_k_center_over_every_row_picks(tmp_path, n):
+    """Three answers per prompt (as distill --k 3 writes): k-center among the 50 distinct prompts, then (N = 60)
+    the next rows in order, gives the rows the traversal over all 150 rows gives."""
+    from mlxsft.curate.diversity import HashedTfidf, k_center
+
+    texts, _ = families()
+    prompts = [t for t in texts for _ in range(3)]
+    rows = [chat(p, f"Answer {i}: {' '.join(paragraphs(1, words=12, seed=i)[0].split())}")
+            for i, p in enumerate(prompts)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = filter_file(FilterOptions(inp=tmp_path / "in.jsonl", out=tmp_path / "out.jsonl", select=n,
+                                       embedder="tfidf", dedup=False, near_dup=0))
+    e = HashedTfidf(seed=0)
+    e.fit(prompts)
+    expected = sorted(k_center(e.embed(prompts), n))
+    kept = read_jsonl(tmp_path / "out.jsonl")
+    assert report.rows_out == n and [rows.index(r) for r in kept] == expected
