@@ -45,7 +45,7 @@ class BestOfKOptions:
     threshold: Optional[float] = None
     rejected: Optional[Path] = None  # default: OUT with .rejected.jsonl
     system: Optional[str] = None
-    batch_size: int = 16  # candidates generated per batch (rounded up to whole prompts)
+    batch_size: int = 16  # candidates per batch (whole prompts); a local model gathers its answers_per_call
     overwrite: bool = False
 
     @property
@@ -185,6 +185,8 @@ def best_of_k(generator: Teacher, scorer: Scorer, opts: BestOfKOptions,
             tick(Tick("best-of-k", finished + res.duplicates, total, counts()))
 
         tick(Tick("best-of-k", 0, total, counts()))
+        per_call = max(opts.batch_size, getattr(generator, "answers_per_call", 0))  # a local model refills rows
+
         def count_duplicate() -> None:
             res.duplicates += 1
 
@@ -194,7 +196,7 @@ def best_of_k(generator: Teacher, scorer: Scorer, opts: BestOfKOptions,
                 finished += 1
                 continue
             pending.append(p)
-            if len(pending) * opts.k >= opts.batch_size:
+            if len(pending) * opts.k >= per_call:
                 flush()
         flush()
         tick(Tick("best-of-k", total, total, counts()))

@@ -42,7 +42,7 @@ class DistillOptions:
     k: int = 1  # answers per prompt
     sampling: Sampling = field(default_factory=Sampling)
     system: Optional[str] = None  # system prompt for rows without one
-    batch_size: int = 16  # answers generated (local) or requested (endpoint) per batch
+    batch_size: int = 16  # answers per batch; a local model gathers its answers_per_call
     overwrite: bool = False
 
 
@@ -118,6 +118,8 @@ def distill(teacher: Teacher, opts: DistillOptions, progress: Optional[Progress]
             tick(Tick("distill", finished + res.duplicates, total, counts()))
 
         tick(Tick("distill", 0, total, counts()))
+        per_call = max(opts.batch_size, getattr(teacher, "answers_per_call", 0))  # a local model refills rows
+
         def count_duplicate() -> None:
             res.duplicates += 1
 
@@ -127,7 +129,7 @@ def distill(teacher: Teacher, opts: DistillOptions, progress: Optional[Progress]
                 finished += 1
                 continue
             pending += [(p, s) for s in todo]
-            if len(pending) >= opts.batch_size:
+            if len(pending) >= per_call:
                 flush()
         flush()
         tick(Tick("distill", total, total, counts()))

@@ -40,6 +40,7 @@ from mlxsft.errors import ConfigError, ModelError
 API_KEY_ENVS = ("MLXSFT_API_KEY", "OPENAI_API_KEY")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 PROMPT_STATUS = frozenset({400, 413, 422})  # this request is bad (too long, refused); the next may be fine
+REFILL_FACTOR = 4  # a local teacher's call holds this many batches of answers (LocalTeacher.answers_per_call)
 MAX_BODY = 16 << 20  # bytes: a chat completion is far smaller; a larger answer is a misbehaving server
 
 
@@ -91,7 +92,10 @@ def make_teacher(spec: str, *, model_name: Optional[str] = None, api_key_env: Op
 # ----------------------------------------------------------------------------------------------- local (MLX)
 class LocalTeacher:
     """A model loaded with ``mlxsft.models.load_mlx``; answers a list of conversations in one batched run
-    (mlx-lm's ``BatchGenerator``), sampled with ``temp``/``top_p`` from a seeded random stream."""
+    (``mlxsft/backends/mlx/batch.py``: a conversation asked K times is prefilled once), sampled with
+    ``temp``/``top_p``. Each answer has its own seed, from ``Sampling.seed``, the conversation and which of its
+    repeats it is (``row_seeds``): the same answer whatever batch it runs in, so a resumed run draws what a
+    whole run would."""
 
     def __init__(self, spec: str, *, batch_size: int = 16, chat_template: Optional[str] = None,
                  progress: Optional[Callable[[str, float], None]] = None):
@@ -102,26 +106,43 @@ class LocalTeacher:
 
         self.generate = registry.part("mlx", "generate")  # first: a missing mlx / mlx-lm gives the install hint
         self.name = spec
-        self.batch_size = max(1, batch_size)
+        self.batch_size = max(1, batch_size)  # rows decoded together
+        # answers asked per call (best-of-k and distill gather this many): more than the rows decoded together,
+        # so a finished answer's row takes the next request at once instead of idling until the call's longest
+        # answer ends; the rows are written when the call returns
+        self.answers_per_call = REFILL_FACTOR * self.batch_size
         self.model, self.tokenizer, self.folder = load_mlx(spec, progress=progress)
         self.model.eval()
         self.hf = hf_tokenizer(self.tokenizer)
         self.template = resolve_chat_template(self.hf, chat_template)
-        self._seed: Optional[int] = None
 
     def complete(self, conversations: list[list[dict]], sampling: Sampling) -> list[Completion]:
         if not conversations:
             return []
-        if self._seed != sampling.seed:  # seed once: later batches continue the same random stream
-            self.generate.seed(sampling.seed)
-            self._seed = sampling.seed
         answers = self.generate.generate_answers_batch(
             self.model, self.tokenizer, conversations, self.template, max_tokens=sampling.max_tokens,
-            batch_size=self.batch_size, sampler=self.generate.make_sampler(sampling.temp, sampling.top_p))
+            batch_size=self.batch_size, temp=sampling.temp, top_p=sampling.top_p,
+            seeds=row_seeds(sampling.seed, conversations))
         return [Completion(text=a.text, tokens=a.tokens, finish_reason=a.finish_reason) for a in answers]
 
     def close(self) -> None:
         self.model = None
+
+
+def row_seeds(seed: int, conversations: list[list[dict]]) -> list[int]:
+    """One seed per conversation from ``seed``, its content and how many times it came before in the list (the
+    K samples of a prompt differ)."""
+    import hashlib
+
+    seen: dict[str, int] = {}
+    out = []
+    for conv in conversations:
+        text = json.dumps(conv, sort_keys=True)
+        repeat = seen.get(text, 0)
+        seen[text] = repeat + 1
+        digest = hashlib.sha256(json.dumps([seed, repeat, text]).encode()).digest()
+        out.append(int.from_bytes(digest[:8], "little") >> 1)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- endpoint (HTTP)

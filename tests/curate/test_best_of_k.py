@@ -91,3 +91,13 @@ def test_pick_best_prefers_numbers_over_missing_and_the_first_on_ties():
     assert pick_best([None, 0.2, 0.9, 0.9]) == 2
     assert pick_best([None, None]) == 0
     assert pick_best([-3.5, -1.25, None]) == 1
+
+
+def test_a_teacher_that_refills_rows_is_asked_its_answers_per_call(tmp_path):
+    path = arithmetic_prompts(tmp_path / "math.jsonl")
+    gen = ScriptedTeacher(candidates)
+    gen.answers_per_call = 12  # a local model: more answers per call than rows decoded together
+    res = best_of_k(gen, ReferenceScorer(), BestOfKOptions(prompts=path, out=tmp_path / "best.jsonl", k=3,
+                                                           batch_size=3))
+    assert gen.batches == [12, 6]  # 4 whole prompts, then the last 2
+    assert res.accepted == 6 and len(read_jsonl(tmp_path / "best.jsonl")) == 6

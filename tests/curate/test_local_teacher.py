@@ -50,6 +50,15 @@ def test_sampling_is_seeded_and_varies_between_samples(tiny_mlx_dir):
     assert len({c.text for c in a}) > 1
 
 
+def test_a_sampled_answer_depends_on_its_prompt_and_repeat_not_on_the_rest_of_the_call(local):
+    sampling = Sampling(temp=1.0, max_tokens=5, seed=3)
+    together = local.complete(CONVS + CONVS[:1], sampling)
+    alone = local.complete(CONVS[2:3], sampling)
+    assert together[2].text == alone[0].text  # a resumed run draws what a whole run would
+    assert together[3].text != together[0].text  # the second ask of a prompt is another sample
+    assert local.complete(CONVS[2:3], Sampling(temp=1.0, max_tokens=5, seed=4))[0].text != alone[0].text
+
+
 def test_cli_best_of_k_with_the_tiny_model_writes_rows_rejects_and_a_report(tiny_mlx_dir, tmp_path):
     prompts = arithmetic_prompts(tmp_path / "math.jsonl")
     out, report = tmp_path / "best.jsonl", tmp_path / "report.json"
