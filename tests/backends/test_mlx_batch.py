@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("mlx_lm")
 
+from mlxsft.backends.mlx import batch  # noqa: E402
 from mlxsft.backends.mlx.generate import generate_answer, generate_answers_batch  # noqa: E402
 
 MAX_TOKENS = 10
@@ -58,6 +59,11 @@ class CountingModel:
         return getattr(self.model, name)
 
 
+@pytest.fixture(scope="module")
+def alone(loaded):
+    return one_by_one(*loaded)
+
+
 @pytest.fixture()
 def stop_on(loaded):
     """Make ``token`` one more EOS id for the test (a random model never stops by itself)."""
@@ -72,28 +78,35 @@ def stop_on(loaded):
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 32])
-def test_batched_greedy_equals_one_by_one_in_order(loaded, batch_size):
+def test_batched_greedy_equals_one_by_one_in_order(loaded, alone, batch_size):
     model, tokenizer, template = loaded
-    alone = one_by_one(model, tokenizer, template)
     batched = generate_answers_batch(model, tokenizer, CONVS, template, max_tokens=MAX_TOKENS, batch_size=batch_size)
     assert comparable(batched) == comparable(alone)
     assert len({a.prompt_tokens for a in alone}) == len(CONVS)
     assert len({a.text for a in batched}) == len(CONVS)  # the answers are told apart: the order is checked
 
 
-def test_rows_stopping_at_different_steps_refill_their_slots_and_match_one_by_one(loaded, stop_on):
+def test_prompts_prefilled_in_pieces_give_the_same_answers(loaded, alone, monkeypatch):
     model, tokenizer, template = loaded
-    free = one_by_one(model, tokenizer, template)
+    monkeypatch.setattr(batch, "PREFILL_STEP", 5)  # each prompt in several forward passes
+    monkeypatch.setattr(batch, "PREFILL_TOKENS", 60)  # and the prompts in several prefill batches
+    batched = generate_answers_batch(model, tokenizer, CONVS, template, max_tokens=MAX_TOKENS, batch_size=4)
+    assert comparable(batched) == comparable(alone)
+
+
+def test_rows_stopping_at_different_steps_refill_their_slots_and_match_one_by_one(loaded, alone, stop_on):
+    model, tokenizer, template = loaded
     # stop each answer on a token it emits at a different step (where that token is new to it)
-    stops = {a.token_ids[step] for a, step in zip(free, (1, 3, 5)) if a.token_ids[step] not in a.token_ids[:step]}
+    stops = {a.token_ids[step] for a, step in zip(alone, (1, 3, 5)) if a.token_ids[step] not in a.token_ids[:step]}
     stop_on(*stops)
-    alone = one_by_one(model, tokenizer, template)
-    assert len({a.tokens for a in alone}) > 1 and any(a.finish_reason == "stop" for a in alone)
+    stopped = one_by_one(model, tokenizer, template)
+    assert len({a.tokens for a in stopped}) > 1 and any(a.finish_reason == "stop" for a in stopped)
     counted = CountingModel(model)
     batched = generate_answers_batch(counted, tokenizer, CONVS, template, max_tokens=MAX_TOKENS, batch_size=2)
-    assert comparable(batched) == comparable(alone)
-    # each row is decoded exactly as many times as it has tokens: nothing after its stop, no padding rows
-    assert counted.decode_rows == sum(a.tokens for a in alone)
+    assert comparable(batched) == comparable(stopped)
+    # two slots: an emptied one is refilled or dropped at once, so each row is decoded exactly as many times as
+    # it has tokens (nothing after its stop, no padding rows)
+    assert counted.decode_rows == sum(a.tokens for a in stopped)
 
 
 def test_a_prompt_asked_k_times_is_prefilled_once(loaded):

@@ -31,6 +31,7 @@ from typing import Any, Optional, Sequence
 from mlxsft.backends.generation import BatchRow, Sampling, StopCondition
 
 PREFILL_TOKENS = 4096  # padded prompt tokens per prefill forward pass: big matmuls, bounded activations
+PREFILL_STEP = 2048  # prompt columns per forward pass (mlx-lm's prefill_step_size)
 CACHE_STEP = 256  # cache columns are added this many at a time (as mlx-lm's KVCache does)
 COMPACT_AT = 0.75  # with no request waiting, drop empty slots once the live rows fall to this share
 
@@ -100,11 +101,14 @@ class SlotKVCache:
             self.keys[slot:slot + 1, :, :n, :] = keys
             self.values[slot:slot + 1, :, :n, :] = values
 
-    def keep(self, rows: list[int]) -> None:
+    def keep(self, rows: list[int], columns: int) -> None:
+        """Only ``rows`` from now on, and of their columns the first ``columns`` (the rest hold nothing yet):
+        the copy is as small as it can be."""
         import mlx.core as mx
 
         idx = mx.array(rows)
-        self.keys, self.values, self.rows = self.keys[idx], self.values[idx], len(rows)
+        self.keys, self.values = self.keys[idx, :, :columns], self.values[idx, :, :columns]
+        self.rows = len(rows)
 
     def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
         import mlx.core as mx
@@ -139,7 +143,10 @@ def prefill(model: Any, prompts: list[list[int]]) -> list[list[tuple[Any, Any]]]
         return [[] for _ in prompts]
     pads = [width - len(b) for b in bodies]
     caches = [BatchKVCache(pads) for _ in make_prompt_cache(model)]
-    model(mx.array([[0] * pad + b for pad, b in zip(pads, bodies)]), cache=caches)
+    tokens = mx.array([[0] * pad + b for pad, b in zip(pads, bodies)])
+    for at in range(0, width, PREFILL_STEP):  # a long prompt in pieces, as mlx-lm does: bounded attention scores
+        model(tokens[:, at:at + PREFILL_STEP], cache=caches)
+        mx.eval([c.state for c in caches])
     out = [[(c.keys[i:i + 1, :, pad:width, :], c.values[i:i + 1, :, pad:width, :]) for c in caches]
            for i, pad in enumerate(pads)]
     mx.eval(out)
@@ -248,8 +255,9 @@ def decode_rows(model: Any, prompts: list[list[int]], stop: StopCondition, hf: A
         if not live:
             return rows
         if not queue and len(live) <= COMPACT_AT * len(slot_row):
+            columns = max(state.lengths[s] for s in live) + 1
             for c in caches:
-                c.keep(live)
+                c.keep(live, columns)
             slot_row = [slot_row[s] for s in live]
             inputs = [inputs[s] for s in live]
             state.lengths = [state.lengths[s] for s in live]

@@ -13,8 +13,9 @@ equals a fresh prefill of the prompt. The token loop is mlx-lm's ``generate_step
 (``mlx_lm.utils.load_adapters``, no fuse) and returns the ``base`` and ``tuned`` views: for LoRA/DoRA
 both share one copy of the weights (``AdapterSwitch`` swaps the adapter layers out for the base turn).
 
-``generate_answer`` (a fresh cache per question) serves the before/after table of ``mlxsft train`` and
-``mlxsft eval``.
+``generate_answer`` answers one question from a fresh cache; ``generate_answers_batch`` answers many at once
+(``batch.py``: one prefill per distinct prompt, rows refilled as answers end, per-row seeds), for the
+before/after table of ``mlxsft train``, ``mlxsft eval`` and the local teacher of curation.
 """
 
 from __future__ import annotations
