@@ -47,49 +47,73 @@ class DistillExperiment:
     threshold: Optional[float] = None  # a prompt whose best scores below this is dropped from training
 
 
+def _teacher_command(opts: DistillExperiment, command: str, model_flag: str, name_flag: str, prompts: Path,
+                     out: Path, max_tokens: int, extra: list[str]) -> float:
+    """Run ``mlxsft data <command>`` for the teacher in a child process; returns its wall time.
+
+    A child, not a call: a local teacher generates on MLX, which wants OpenBLAS preloaded on Linux, while a torch
+    student must not have it (a preloaded OpenBLAS slows torch ~10x); each process picks its own BLAS
+    (``registry.choose_blas``). In one process the teacher ran on MLX's reference BLAS at a few GFLOP/s."""
+    import subprocess
+    import sys
+    import time
+
+    from mlxsft.errors import RunError
+
+    cmd = [sys.executable, "-m", "mlxsft", "data", command, model_flag, opts.teacher, "--prompts", str(prompts),
+           "--out", str(out), "--max-tokens", str(max_tokens), *extra]
+    if opts.teacher_model_name:
+        cmd += [name_flag, opts.teacher_model_name]
+    if opts.api_key_env:
+        cmd += ["--api-key-env", opts.api_key_env]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[-1]
+        raise RunError(f"the teacher ({' '.join(cmd[3:5])}) failed: {last}")
+    return time.perf_counter() - start
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def ask_teacher(opts: DistillExperiment, prompts: Path, out: Path, max_tokens: int,
                 callback: Callback) -> dict[str, Any]:
-    """The teacher's greedy answers to ``prompts`` in ``out`` (resumed when it already holds some)."""
-    from mlxsft.curate.distill import DistillOptions, distill
-    from mlxsft.curate.teachers import Sampling, make_teacher
-
+    """The teacher's greedy answers to ``prompts`` in ``out`` (``data distill``: resumed when it holds some)."""
     callback("stage", {"text": f"the teacher {opts.teacher} answers {prompts.name}"})
-    teacher = make_teacher(opts.teacher, model_name=opts.teacher_model_name, api_key_env=opts.api_key_env)
-    try:
-        res = distill(teacher, DistillOptions(prompts=prompts, out=out,
-                                              sampling=Sampling(temp=0.0, max_tokens=max_tokens)))
-    finally:
-        teacher.close()
-    return {"rows_written": res.rows_written, "rows_before": res.rows_before, "failed": res.failed,
-            "empty": res.empty, "tokens": res.tokens, "elapsed_s": res.elapsed_s}
+    before = len(_rows(out))
+    elapsed = _teacher_command(opts, "distill", "--teacher", "--teacher-model", prompts, out, max_tokens,
+                               ["--temp", "0"])
+    rows = _rows(out)
+    return {"rows_written": len(rows) - before, "rows_before": before,
+            "tokens": sum(int(r.get("meta", {}).get("tokens") or 0) for r in rows[before:]), "elapsed_s": elapsed}
 
 
 def best_of_teacher(opts: DistillExperiment, prompts: Path, out: Path, callback: Callback) -> dict[str, Any]:
-    """The best of ``opts.best_of`` sampled teacher answers per training prompt in ``out`` (resumed); prompts whose
-    best scores under ``opts.threshold`` go to the rejected file, not to training."""
-    from mlxsft.curate.best_of_k import BestOfKOptions, best_of_k
-    from mlxsft.curate.scorers import make_scorer
-    from mlxsft.curate.teachers import Sampling, make_teacher
+    """The best of ``opts.best_of`` sampled teacher answers per training prompt in ``out`` (``data best-of-k``,
+    resumed); prompts whose best scores under ``opts.threshold`` go to the rejected file, not to training."""
+    from mlxsft.errors import RunError
 
     callback("stage", {"text": f"the teacher {opts.teacher} answers {prompts.name}, best of {opts.best_of} by "
                                f"{opts.scorer}"})
-    scorer = make_scorer(opts.scorer)
-    teacher = make_teacher(opts.teacher, model_name=opts.teacher_model_name, api_key_env=opts.api_key_env)
-    try:
-        res = best_of_k(teacher, scorer, BestOfKOptions(
-            prompts=prompts, out=out, k=opts.best_of, threshold=opts.threshold,
-            sampling=Sampling(temp=opts.temp, max_tokens=opts.teacher_max_tokens)))
-    finally:
-        teacher.close()
-    if not res.accepted:
-        from mlxsft.errors import RunError
-
+    report = out.with_name(out.stem + ".report.json")
+    extra = ["--k", str(opts.best_of), "--temp", str(opts.temp), "--scorer", opts.scorer, "--report", str(report)]
+    if opts.threshold is not None:
+        extra += ["--threshold", str(opts.threshold)]
+    _teacher_command(opts, "best-of-k", "--model", "--model-name", prompts, out, opts.teacher_max_tokens, extra)
+    res = json.loads(report.read_text())
+    if not res["accepted"]:
         raise RunError(f"--threshold {opts.threshold}: no prompt's best of {opts.best_of} answers scored that high "
-                       f"({res.rejected} rejected, in {res.rejected_path}); nothing to train the student on")
+                       f"({res['rejected']} rejected, in {res['rejected_file']}); nothing to train the student on")
     # rows_written + rows_before: the rows the student trains on, as for a greedy teacher
-    return {"rows_written": res.accepted, "rows_before": 0, "accepted": res.accepted, "rejected": res.rejected, "failed": res.failed,
-            "acceptance_rate": res.acceptance_rate, "best_score_mean": res.best.mean, "k": res.k,
-            "scorer": res.scorer, "threshold": res.threshold, "tokens": res.tokens, "elapsed_s": res.elapsed_s}
+    return {"rows_written": res["accepted"], "rows_before": 0, "accepted": res["accepted"],
+            "rejected": res["rejected"], "failed": res["failed"], "acceptance_rate": res["acceptance_rate"],
+            "best_score_mean": res["best_scores"]["mean"], "k": res["k"], "scorer": res["scorer"],
+            "threshold": res["threshold"], "tokens": res["tokens"], "elapsed_s": res["elapsed_s"]}
 
 
 def teacher_answers(path: Path) -> dict[str, str]:
