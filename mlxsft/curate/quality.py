@@ -127,5 +127,8 @@ def is_garbage(text: str, min_alnum: float = 0.5, max_word_chars: int = 120) -> 
         symbols = len(_SYMBOL.findall(text))
     if 1.0 - symbols / len(text) < min_alnum:
         return True
-    longest = max((w for w in text.split() if not w.startswith(("http://", "https://"))), key=len, default="")
+    words = text.split()
+    if max(map(len, words), default=0) <= max_word_chars:  # the common case, without a generator per word
+        return False
+    longest = max((w for w in words if not w.startswith(("http://", "https://"))), key=len, default="")
     return len(longest) > max_word_chars
