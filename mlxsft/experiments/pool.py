@@ -258,6 +258,12 @@ def build_pool(spec: PoolSpec) -> Pool:
     held_out = eval_questions()
     leaked = [m["content"] for r in rows for m in r.messages if m["role"] == "user" and m["content"] in held_out]
     assert not leaked, f"eval questions in the pool: {leaked[:3]}"
+    return finish_pool(rows, spec, rng)
+
+
+def finish_pool(rows: list[_Row], spec: PoolSpec, rng: random.Random) -> Pool:
+    """The pool's rows in their (shuffled, relabelled) order: ids ``pool-NNNNN``, each row's reference kept with
+    probability ``spec.reference_rate`` (not every row of a real pool has a verifier), and the labels."""
     out, labels = [], {}
     for i, r in enumerate(rows):
         row_id = f"pool-{i:05d}"

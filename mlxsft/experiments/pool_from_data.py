@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mlxsft.errors import DataError
 from mlxsft.experiments.pool import (DEFECTS, PARAPHRASE_GROUPS, PARAPHRASE_PREFIXES, PARAPHRASE_SUFFIXES,
-                                     WRAPPERS, Pool, PoolSpec, _answer, _rambling, _relabel_copies, _Row,
+                                     WRAPPERS, Pool, PoolSpec, _answer, finish_pool, _rambling, _relabel_copies, _Row,
                                      _truncated, _with_answer, _with_question, NEAR_EDITS)
 
 MIN_ROWS = 20  # fewer and "many paraphrases of a few prompts" or a random draw say nothing
@@ -105,12 +105,4 @@ def pool_from_data(path: Path, spec: PoolSpec) -> Pool:
             rows.append(_Row(messages, src.reference, "paraphrase", src.group, "paraphrase"))
     rng.shuffle(rows)
     _relabel_copies(rows)
-    out, labels = [], {}
-    for i, r in enumerate(rows):
-        row_id = f"pool-{i:05d}"
-        row: dict = {"id": row_id, "messages": r.messages}
-        if r.reference is not None and rng.random() < spec.reference_rate:
-            row["reference"] = r.reference
-        out.append(row)
-        labels[row_id] = r.label
-    return Pool(rows=out, labels=labels, spec=spec)
+    return finish_pool(rows, spec, rng)
