@@ -131,3 +131,15 @@ def run_cli(*args: str, input: str | None = None, timeout: int = 600,
     full_env = {**os.environ, "MLXSFT_NO_BLAS_REEXEC": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "mlxsft", *args], input=input, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=full_env)
+
+
+# Prompts of different lengths, out of length order: the batched generators' tests (sorting, bucketing, per-row
+# positions, padding and masks all matter)
+GENERATION_CONVS = [[{"role": "user", "content": text}] for text in (
+    "What is 2+2?",
+    "Name three colours of the rainbow, please, and say which one you like best and why.",
+    "Hi",
+    "Translate 'good morning' into French.",
+    "Write a haiku about a cat sleeping in the sun on a warm afternoon in late summer, with no rhyme.",
+    "Why?",
+)]

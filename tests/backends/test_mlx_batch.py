@@ -10,17 +10,10 @@ pytest.importorskip("mlx_lm")
 
 from mlxsft.backends.mlx import batch  # noqa: E402
 from mlxsft.backends.mlx.generate import generate_answer, generate_answers_batch  # noqa: E402
+from tests.helpers import GENERATION_CONVS  # noqa: E402
 
 MAX_TOKENS = 10
-# different lengths, out of length order: bucketing, per-row positions and masks all matter
-CONVS = [[{"role": "user", "content": text}] for text in (
-    "What is 2+2?",
-    "Name three colours of the rainbow, please, and say which one you like best and why.",
-    "Hi",
-    "Translate 'good morning' into French.",
-    "Write a haiku about a cat sleeping in the sun on a warm afternoon in late summer, with no rhyme.",
-    "Why?",
-)]
+CONVS = GENERATION_CONVS  # different lengths, out of length order (tests/helpers.py)
 KEYS = ("text", "finish_reason", "tokens", "raw_text", "prompt_tokens", "token_ids")
 
 

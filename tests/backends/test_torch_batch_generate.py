@@ -19,17 +19,10 @@ from mlxsft.backends.torch.generate import (  # noqa: E402
     stop_condition,
 )
 from mlxsft.backends.torch.model import load_model  # noqa: E402
+from tests.helpers import GENERATION_CONVS  # noqa: E402
 
 MAX_TOKENS = 12
-# different lengths, deliberately out of length order, so sorting and padding both matter
-CONVS = [[{"role": "user", "content": text}] for text in (
-    "What is 2+2?",
-    "Name three colours of the rainbow, please, and say which one you like best and why.",
-    "Hi",
-    "Translate 'good morning' into French.",
-    "Write a haiku about a cat sleeping in the sun on a warm afternoon in late summer, with no rhyme.",
-    "Why?",
-)]
+CONVS = GENERATION_CONVS  # different lengths, out of length order (tests/helpers.py)
 # end of turn as a template variable: the prompts (user turns only) never contain it, so the greedy
 # tokens do not depend on it, and a marker taken from an answer makes that answer stop on text
 MARKED = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% if m['role'] == 'assistant' %}"
