@@ -22,6 +22,7 @@ Rows must end in an assistant turn (the answer the defects change); the held-out
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def pool_from_data(path: Path, spec: PoolSpec) -> Pool:
         for _ in range(counts[defect] if sources else 0):
             src = rng.choice(sources)
             rows.append(_Row(_with_answer(src.messages, make(_answer(src.messages))), src.reference, defect))
-    groups = iter(range(1, len(clean) * 4 + PARAPHRASE_GROUPS + 1))
+    groups = itertools.count(1)  # ids of groups of copies
     for src in rng.sample(clean, min(counts["exact_dup"], len(clean))):
         src.group = src.group or next(groups)
         rows.append(_Row(src.messages, src.reference, "exact_dup", src.group))
