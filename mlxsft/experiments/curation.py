@@ -109,9 +109,7 @@ def run_curation(opts: CurationOptions, callback: Callback = silent) -> dict[str
             callback("arm_done", {"result": result, "cached": cached})
     budget = check_equal_budget(results)
     summary = aggregate(results, METRICS)
-    from mlxsft.backends.registry import resolve
-
-    payload = {"experiment": "curation", "setup": _setup_dict(setup), "backend": resolve(setup.backend),
+    payload = {"experiment": "curation", "setup": _setup_dict(setup),
                "pool": asdict(opts.pool), "data": str(opts.data) if opts.data else None,
                "pool_rows": len(pool.rows), "select": opts.select, "scorer": opts.scorer,
                "embedder": next((r.get("embedder") for r in run.filter_reports if r.get("embedder")), None),
@@ -157,7 +155,7 @@ def curation_table(payload: dict[str, Any], summary: dict[str, dict[str, Any]]) 
     s, b, rep = payload["setup"], payload["budget"], payload["filter_report"]
     n_q = payload["arms"][0]["questions"]
     lines = ["# Curation beats volume? (`mlxsft experiment curation`)\n\n",
-             f"{s['model']} ({payload['backend']} backend), LoRA, {budget_text(s, b)}; pool of {payload['pool_rows']} rows"
+             f"{s['model']} ({s['backend']} backend), LoRA, {budget_text(s, b)}; pool of {payload['pool_rows']} rows"
              f"{' built from ' + Path(payload['data']).name if payload.get('data') else ''}, curated to "
              f"N = {payload['select']}; scored on {n_q} held-out questions (greedy, at most {s['max_tokens']} "
              f"new tokens) and {s['n_general'] or 'all'} general prompts for forgetting. Mean ± sd over seeds.\n\n"]
