@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-from mlxsft.curate.dedup import exact_hash, normalize_text, shingles
+from mlxsft.curate.dedup import exact_hash, normalize_text, shingle_keys, shingles
 from mlxsft.curate.jsonl import parse_line
 from mlxsft.curate.quality import QualityChecks, QualityOptions, approx_tokens
 from mlxsft.errors import DataError
@@ -84,6 +84,7 @@ class ScannedChunk:
     hashes: list[int]  # per passing row: the exact-dedup hash
     sigs: Optional[np.ndarray]  # (passing rows, num_perm) uint32 MinHash signatures, or None without near dedup
     prompts: list[str]  # per passing row, when ScanConfig.prompts
+    keys: list[np.ndarray] = field(default_factory=list)  # per passing row with near dedup: its shingle_keys
 
 
 class Scanner:
@@ -115,6 +116,7 @@ class Scanner:
             out.hashes.append(exact_hash(norm))
             if self.hasher is not None:
                 shingle_sets.append(shingles(norm, cfg.ngram, normalized=True))
+                out.keys.append(shingle_keys(shingle_sets[-1]))
             if cfg.prompts:
                 out.prompts.append(texts.prompt or texts.response)
         if self.hasher is not None:
