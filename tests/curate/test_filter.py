@@ -83,6 +83,16 @@ def test_a_rerun_is_a_no_op_and_other_options_need_overwrite(tmp_path):
         filter_file(options(tmp_path, near_dup=0))
     third = filter_file(options(tmp_path, near_dup=0, overwrite=True))
     assert third.removed["near_dup"] == 0 and third.rows_out == 22
+
+
+def test_an_output_of_older_rules_is_not_up_to_date(tmp_path, monkeypatch):
+    import mlxsft.curate.filtering as filtering
+
+    planted_dataset(tmp_path / "in.jsonl")
+    filter_file(options(tmp_path))
+    monkeypatch.setattr(filtering, "RULES", filtering.RULES + 1)  # as if the rules changed since
+    with pytest.raises(ConfigError, match="was not made from this input with these options"):
+        filter_file(options(tmp_path))
     with open(tmp_path / "in.jsonl", "a") as f:  # new input rows: the output is out of date
         f.write(json.dumps(chat("New?", "A new and different answer about gardens.")) + "\n")
     with pytest.raises(ConfigError, match="exists"):
