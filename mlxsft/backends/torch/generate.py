@@ -164,6 +164,16 @@ def _cache_argument(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
+def _last_logits_only(model: Any) -> dict[str, int]:
+    """``logits_to_keep=1`` where the model takes it: a prompt's forward pass then runs the head on its last
+    position alone. Gemma 3's head is 262k x 640: for 32 prompts of 60 tokens the whole-prompt logits were 2 GB
+    and ~64 GFLOP that generation threw away."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+
+
 @dataclass
 class CachedGenerator:
     """Generates assistant turns for one model view, keeping the KV cache between calls."""
@@ -209,7 +219,7 @@ class CachedGenerator:
         hf = hf_of(self.tokenizer)
         model = self.view.model
         device = next(model.parameters()).device
-        cache_arg = _cache_argument(model)
+        cache_arg, last = _cache_argument(model), _last_logits_only(model)
         start = time.perf_counter()
         turn = TurnStream(stop, TextDiff(hf), on_text=on_text, should_stop=should_stop)
         with torch.no_grad(), self.view.activate():
@@ -220,7 +230,7 @@ class CachedGenerator:
             for _ in range(sampling.max_tokens):
                 with torch.no_grad(), self.view.activate():
                     out = model(input_ids=torch.tensor([feed], device=device), use_cache=True,
-                                **{cache_arg: self.cache})  # the cache object grows in place
+                                **{cache_arg: self.cache}, **last)  # the cache object grows in place
                 self.tokens += feed
                 token = sample(out.logits[0, -1], sampling)
                 yield token
@@ -313,13 +323,13 @@ def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf:
     feed = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     rows = [BatchRow(stop, hf) for _ in prompts]
-    cache, cache_arg = _new_cache(model), _cache_argument(model)
+    cache, cache_arg, last = _new_cache(model), _cache_argument(model), _last_logits_only(model)
     with torch.no_grad(), activate():
         for _ in range(max_tokens):
             # positions count real tokens only, so a padded row sees the positions it would see alone
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -feed.shape[1]:]
             out = model(input_ids=feed, attention_mask=mask, position_ids=positions, use_cache=True,
-                        **{cache_arg: cache})  # the cache object grows in place
+                        **{cache_arg: cache}, **last)  # the cache object grows in place
             tokens = out.logits[:, -1].argmax(-1).tolist()
             for row, token in zip(rows, tokens):
                 if row.live:
