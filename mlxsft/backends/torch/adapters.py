@@ -11,7 +11,9 @@ peft as full module paths, so both backends adapt the same layers and peft never
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from mlxsft.backends.targets import adapted_layers, select_targets
 from mlxsft.config import LoraConfig
@@ -49,6 +51,15 @@ def adapted_layer_indices(model: Any, cfg: LoraConfig) -> range:
     return adapted_layers(len(decoder_layers(model)), cfg.num_layers)
 
 
+@contextmanager
+def peft_quietly() -> Iterator[None]:
+    """peft reads transformers 5's deprecated ``is_gradient_checkpointing``: a FutureWarning on every model it
+    wraps, about code the user does not own."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def make_trainable(model: Any, cfg: LoraConfig) -> Any:
     """Freeze the base and add adapters (returns a PeftModel), or unfreeze for full fine-tuning."""
     if cfg.method == "full":
@@ -59,7 +70,8 @@ def make_trainable(model: Any, cfg: LoraConfig) -> Any:
     peft_cfg = PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                               target_modules=select_modules(model, cfg), use_dora=cfg.method == "dora",
                               bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, peft_cfg)
+    with peft_quietly():
+        return get_peft_model(model, peft_cfg)
 
 
 def _unfreeze_for_full(model: Any, cfg: LoraConfig) -> Any:

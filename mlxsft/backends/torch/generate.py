@@ -115,7 +115,10 @@ def load_views(spec: str, adapter: Optional[Path] = None, *, fine_tune_type: str
                        hint="MLX runs chat with --backend mlx")
     from peft import PeftModel
 
-    tuned = PeftModel.from_pretrained(model, str(folder), is_trainable=False).to(plan.device).eval()
+    from mlxsft.backends.torch.adapters import peft_quietly
+
+    with peft_quietly():
+        tuned = PeftModel.from_pretrained(model, str(folder), is_trainable=False).to(plan.device).eval()
     return tokenizer, {"tuned": ModelView("tuned", tuned), "base": base_view(tuned, lambda: None)}
 
 
