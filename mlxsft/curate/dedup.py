@@ -169,16 +169,16 @@ class DedupIndex:
                 self._flush()
         self.n += 1
 
-    def add_keys(self, hashes: list[int], sigs: Optional[np.ndarray],
-                 keys: Optional[list[np.ndarray]] = None) -> None:
+    def add_keys(self, hashes: list[int], sigs: Optional[np.ndarray], keys: Optional[np.ndarray] = None,
+                 key_counts: Optional[np.ndarray] = None) -> None:
         """Rows whose keys were computed elsewhere (``scan.Scanner``, in worker processes): their ``exact_hash``
         values, their MinHash signatures from the same backend, ``(rows, num_perm)`` uint32, and their
-        ``shingle_keys``."""
+        ``shingle_keys`` end to end with each row's count."""
         if self.near > 0:
             assert sigs is not None and sigs.shape == (len(hashes), self.num_perm)
-            assert keys is not None and len(keys) == len(hashes)
+            assert keys is not None and key_counts is not None and len(key_counts) == len(hashes)
             self._flush()
-            self._write_signatures(sigs, keys)
+            self._write_signatures(sigs, keys, key_counts)
         if self.exact:
             self._hashes.extend(hashes)
         self.n += len(hashes)
@@ -189,16 +189,15 @@ class DedupIndex:
         values = self._hasher.signatures(self._pending)
         keys = [shingle_keys(s) for s in self._pending]
         self._pending = []
-        self._write_signatures(values, keys)
+        self._write_signatures(values, np.concatenate(keys), np.array([len(k) for k in keys], np.int64))
 
-    def _write_signatures(self, values: np.ndarray, keys: list[np.ndarray]) -> None:
+    def _write_signatures(self, values: np.ndarray, keys: np.ndarray, key_counts: np.ndarray) -> None:
         self._bands.write(band_hashes(values, self.b, self.r).tobytes())
         # 16 low bits: two different hash values agree by chance once in 65536, a negligible bias (and the
         # estimate only screens: the exact check decides)
         self._sigs.write((values & 0xFFFF).astype(np.uint16).tobytes())
-        for k in keys:
-            self._keys.write(k.tobytes())
-            self._offsets.append(self._offsets[-1] + len(k))
+        self._keys.write(keys.astype(np.uint32).tobytes())
+        self._offsets.extend((self._offsets[-1] + np.cumsum(key_counts)).tolist())
 
     def resolve(self, progress: Optional[Callable[[int, int], None]] = None) -> Duplicates:
         kind = np.zeros(self.n, np.int8)

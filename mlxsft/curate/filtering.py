@@ -261,7 +261,7 @@ def _quality_pass(opts: FilterOptions, report: FilterReport, tmp: Path, lines: a
                 else:
                     removed[reason] += 1
                     _reject(rejects, reason, f"{name}:{lineno}", raw, problem)
-            index.add_keys(scanned.hashes, scanned.sigs, scanned.keys)
+            index.add_keys(scanned.hashes, scanned.sigs, scanned.keys, scanned.key_counts)
             if prompts is not None:
                 prompts.write(b"".join(json.dumps(p).encode() + b"\n" for p in scanned.prompts))
             report.rows_in += len(chunk)

@@ -84,7 +84,10 @@ class ScannedChunk:
     hashes: list[int]  # per passing row: the exact-dedup hash
     sigs: Optional[np.ndarray]  # (passing rows, num_perm) uint32 MinHash signatures, or None without near dedup
     prompts: list[str]  # per passing row, when ScanConfig.prompts
-    keys: list[np.ndarray] = field(default_factory=list)  # per passing row with near dedup: its shingle_keys
+    # with near dedup: the passing rows' shingle_keys end to end, and how many each row has (two arrays pickle
+    # to a worker's parent far faster than one small array per row)
+    keys: Optional[np.ndarray] = None
+    key_counts: Optional[np.ndarray] = None
 
 
 class Scanner:
@@ -116,11 +119,13 @@ class Scanner:
             out.hashes.append(exact_hash(norm))
             if self.hasher is not None:
                 shingle_sets.append(shingles(norm, cfg.ngram, normalized=True))
-                out.keys.append(shingle_keys(shingle_sets[-1]))
             if cfg.prompts:
                 out.prompts.append(texts.prompt or texts.response)
         if self.hasher is not None:
             out.sigs = self.hasher.signatures(shingle_sets)
+            keys = [shingle_keys(x) for x in shingle_sets]
+            out.key_counts = np.array([len(k) for k in keys], np.int64)
+            out.keys = np.concatenate(keys) if keys else np.zeros(0, np.uint32)
         return out
 
 
