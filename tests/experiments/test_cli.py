@@ -43,3 +43,13 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path):
         proc = run_cli("experiment", "curation", "--out", str(tmp_path / "x"), *args)
         assert proc.returncode != 0
         assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_the_claims_run_on_the_embedded_instruct_model_and_distill_teaches_the_base_model():
+    from mlxsft.cli.experiment import experiment
+
+    defaults = {name: {p.name: p.default for p in cmd.params} for name, cmd in experiment.commands.items()}
+    assert {name: d["model"] for name, d in defaults.items()} == {
+        "curation": "smollm2-135m-instruct", "methods": "smollm2-135m-instruct",
+        "reasoning": "smollm2-135m-instruct", "distill": "gemma3-270m"}
+    assert defaults["distill"]["teacher"] == "smollm2-135m-instruct"
