@@ -4,12 +4,14 @@ on its seed alone, a prompt asked K times is prefilled once, and a row that stop
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("mlx_lm")
 
 from mlxsft.backends.mlx import batch  # noqa: E402
 from mlxsft.backends.mlx.generate import generate_answer, generate_answers_batch  # noqa: E402
+from mlxsft.backends.generation import Sampling  # noqa: E402
 from tests.helpers import GENERATION_CONVS  # noqa: E402
 
 MAX_TOKENS = 10
@@ -134,3 +136,23 @@ def test_top_p_keeps_only_the_likeliest_tokens(loaded):
     tiny_p = generate_answers_batch(model, tokenizer, CONVS[:2], template, max_tokens=MAX_TOKENS, temp=1.0,
                                     top_p=1e-6, seeds=[1, 2])
     assert [a.token_ids for a in tiny_p] == [a.token_ids for a in greedy]  # a nucleus of one token: the argmax
+
+
+def test_the_sampler_draws_from_the_softmax_at_its_temperature():
+    import mlx.core as mx
+
+    from mlxsft.backends.mlx.batch import row_keys, sample
+
+    logits = mx.array([[2.0, 0.0, 1.0, -1.0, 0.5]] * 20000)
+    for temp, top_p in ((1.0, 1.0), (0.5, 1.0), (1.0, 0.8)):
+        tokens, _ = sample(logits, Sampling(temp=temp, top_p=top_p, max_tokens=1), row_keys(range(20000)))
+        freq = np.bincount(np.array(tokens), minlength=5) / 20000
+        p = np.exp(np.array(logits[0]) / temp)
+        p /= p.sum()
+        if top_p < 1:  # the nucleus: the likeliest tokens whose mass reaches top_p, renormalised
+            order = np.argsort(-p)
+            keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p) + 1)]
+            p = np.where(np.isin(np.arange(5), keep), p, 0) / p[keep].sum()
+        assert np.abs(freq - p).max() < 0.015, (temp, top_p, freq, p)
+    tokens, _ = sample(logits[:3], Sampling(temp=0.0, top_p=1.0, max_tokens=1), row_keys(range(3)))
+    assert np.array(tokens).tolist() == [0, 0, 0]

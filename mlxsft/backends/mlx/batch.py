@@ -175,23 +175,30 @@ def row_keys(seeds: Sequence[int]) -> Any:
 
 
 def sample(logits: Any, sampling: Sampling, keys: Any) -> tuple[Any, Any]:
-    """Next token of each row and the rows' advanced keys. Greedy: the argmax of the log-probabilities, as
-    ``mlx_lm.generate_step`` takes it (so ties break alike). Sampled: Gumbel-max over the temperature-scaled
-    (and top-p cut) log-probabilities, a draw from the same distribution as mlx-lm's categorical sampler, with
-    each row's noise drawn from its own key."""
+    """Next token of each row and the rows' advanced keys.
+
+    Greedy: the argmax of the logits. mlx-lm takes it of the log-probabilities, the logits shifted by a constant
+    per row: the same token (short of two logits that rounding makes equal), without a logsumexp over the
+    vocabulary, which on a CPU cost ~60 ms of a ~240 ms 32-row step of SmolLM2 (49k vocabulary; MLX's exp runs
+    at ~20-30 ns an entry there). Sampled: an inverse-CDF draw from the temperature-scaled (and top-p cut)
+    distribution, each row's uniform from its own key: one exp an entry, where Gumbel-max (mlx-lm's categorical)
+    takes two logs an entry and a logsumexp first."""
     import mlx.core as mx
     from mlx_lm.sample_utils import apply_top_p
 
-    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
     if sampling.temp <= 0:
-        return mx.argmax(logprobs, axis=-1), keys
+        return mx.argmax(logits, axis=-1), keys
     if 0 < sampling.top_p < 1:
-        logprobs = apply_top_p(logprobs, sampling.top_p)
+        logits = apply_top_p(logits - mx.logsumexp(logits, axis=-1, keepdims=True), sampling.top_p)
+    scaled = logits * (1.0 / sampling.temp)
+    weights = mx.exp(scaled - mx.max(scaled, axis=-1, keepdims=True))  # the top-p cut's -inf entries: 0
+    cdf = mx.cumsum(weights, axis=-1)
     split = mx.vmap(mx.random.split)(keys)
     keys, draw = split[:, 0], split[:, 1]
-    vocab = logprobs.shape[-1]
-    noise = mx.vmap(lambda k: mx.random.gumbel((vocab,), key=k))(draw)
-    return mx.argmax(logprobs * (1.0 / sampling.temp) + noise, axis=-1), keys
+    u = mx.vmap(lambda k: mx.random.uniform(key=k))(draw)
+    # the first entry whose cumulative weight passes u * total (a zero-weight entry is never the first)
+    token = (cdf <= (u[:, None] * cdf[:, -1:])).sum(axis=-1)
+    return mx.minimum(token, logits.shape[-1] - 1), keys
 
 
 # ----------------------------------------------------------------------------- the decode loop
