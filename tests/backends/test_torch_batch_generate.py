@@ -111,6 +111,22 @@ def test_a_stop_token_ends_its_row_only(loaded, forced_stop, batch_size):
     assert all(a.tokens == MAX_TOKENS for a in batched[1:])
 
 
+def test_a_stopped_row_leaves_the_batch_and_the_others_answer_as_alone(loaded, forced_stop):
+    model, hf = loaded
+    at, tok, alone = forced_stop
+    rows_per_step = []
+    hook = model.register_forward_pre_hook(lambda mod, args, kw: rows_per_step.append(kw["input_ids"].shape[0]),
+                                           with_kwargs=True)
+    try:
+        batched = generate_answers_batch(model, tok, CONVS[:3], hf.chat_template, max_tokens=MAX_TOKENS,
+                                         batch_size=3)
+    finally:
+        hook.remove()
+    assert_same(batched, alone[:3])
+    # prefill and the steps up to the stop with 3 rows, the rest with 2 (a third stopped: at most 3/4 live)
+    assert rows_per_step == [3] * (at + 1) + [2] * (MAX_TOKENS - at - 1), rows_per_step
+
+
 def test_a_chunk_ends_when_all_its_rows_stopped(loaded, forced_stop):
     model, hf = loaded
     at, tok, _ = forced_stop

@@ -299,6 +299,10 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
     return [batch_answer(row, prompt, hf, elapsed, total) for row, prompt in zip(rows, prompts)]
 
 
+COMPACT_AT = 0.75  # stopped rows leave the batch when the live ones are at most this share of it: a compaction
+# copies the whole cache, so it waits until it saves a quarter of every later step
+
+
 def _length_chunks(prompts: list[list[int]], batch_size: int) -> list[list[int]]:
     """Indices of ``prompts`` sorted by length, ``batch_size`` at a time: similar lengths pad little."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -316,8 +320,10 @@ def _pad_id(hf: Any, stop: StopCondition) -> int:
 
 def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf: Any, max_tokens: int,
                   activate: Callable[[], ContextManager]) -> list[BatchRow]:
-    """Greedy decoding of left-padded ``prompts`` with one KV cache; a row that stopped is fed padding
-    (its tokens no longer count) until every row has stopped or ``max_tokens`` are reached."""
+    """Greedy decoding of left-padded ``prompts`` with one KV cache, until every row has stopped or
+    ``max_tokens`` are reached. Rows that stopped leave the batch (their cache rows too) once a quarter of it
+    has: each step then computes only the rows still answering, where the whole chunk used to run, fed padding,
+    until its longest answer ended."""
     import torch
 
     device = next(model.parameters()).device
@@ -326,6 +332,7 @@ def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf:
     feed = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     rows = [BatchRow(stop, hf) for _ in prompts]
+    batch = list(range(len(rows)))  # the row each batch position answers
     cache, cache_arg, last = _new_cache(model), _cache_argument(model), _last_logits_only(model)
     with torch.no_grad(), activate():
         for _ in range(max_tokens):
@@ -334,11 +341,16 @@ def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf:
             out = model(input_ids=feed, attention_mask=mask, position_ids=positions, use_cache=True,
                         **{cache_arg: cache}, **last)  # the cache object grows in place
             tokens = out.logits[:, -1].argmax(-1).tolist()
-            for row, token in zip(rows, tokens):
-                if row.live:
-                    row.add(token)
-            if not any(row.live for row in rows):
+            for r, token in zip(batch, tokens):
+                if rows[r].live:
+                    rows[r].add(token)
+            live = [i for i, r in enumerate(batch) if rows[r].live]
+            if not live:
                 break
-            feed = torch.tensor([[t if row.live else pad] for row, t in zip(rows, tokens)], device=device)
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            if len(live) <= COMPACT_AT * len(batch):
+                keep = torch.tensor(live, device=device)
+                cache.batch_select_indices(keep)
+                mask, batch, tokens = mask[keep], [batch[i] for i in live], [tokens[i] for i in live]
+            feed = torch.tensor([[t if rows[r].live else pad] for r, t in zip(batch, tokens)], device=device)
+            mask = torch.cat([mask, mask.new_ones((len(batch), 1))], dim=1)
     return rows
