@@ -12,7 +12,8 @@
 3. Both answer the held-out problems greedily (the before/after table of ``mlxsft train``); the scored answer is
    what follows ``</think>`` (the whole answer when there is no trace), scored by exact or numeric match
    (``mlxsft.scoring``). An answer cut off inside its trace counts as wrong, and the table says how often that
-   happened; the generation limit defaults to one that every reference trace fits in (``answer_budget``).
+   happened; the generation limit defaults to one that every reference trace fits in, counted in the student's
+   own tokens (``answer_budget``).
 4. ``OUT/results.json``, ``OUT/table.md``, ``OUT/reasoning.png`` (held-out right per arm and per kind).
 """
 
@@ -100,6 +101,14 @@ def score_arm(result: ArmResult) -> ArmScore:
                     rows_seen=round(result.trained_tokens / per_row, 1) if per_row else float("nan"))
 
 
+def student_token_counter(spec: str) -> Any:
+    """Counts text in the student's tokens (its tokenizer, no weights loaded)."""
+    from mlxsft.models import load_tokenizer
+
+    tok = load_tokenizer(spec)
+    return lambda text: len(tok.encode(text, add_special_tokens=False))
+
+
 def run_reasoning(opts: ReasoningOptions, callback: Callback = silent) -> dict[str, Any]:
     from mlxsft.experiments.curation import _setup_dict, check_held_out, machine
     from mlxsft.experiments.outputs import write_results, write_table
@@ -114,11 +123,12 @@ def run_reasoning(opts: ReasoningOptions, callback: Callback = silent) -> dict[s
     atomic_write_json(data / "problems.json", {"train": problems_to_dicts(problems.train),
                                                "held_out": problems_to_dicts(problems.held_out)})
     questions = write_questions(problems.held_out, data / "held_out.jsonl")
-    budget_tokens = answer_budget(problems.held_out)
-    max_tokens = opts.max_tokens or budget_tokens
-    setup = dataclasses.replace(opts.setup, questions=questions, max_tokens=max_tokens)
+    setup = dataclasses.replace(opts.setup, questions=questions)
     prepare_questions(setup)
     setup = dataclasses.replace(setup, model_spec=prepare_model(setup, callback))
+    budget_tokens = answer_budget(problems.held_out, student_token_counter(setup.model_spec or setup.model))
+    max_tokens = opts.max_tokens or budget_tokens
+    setup = dataclasses.replace(setup, max_tokens=max_tokens)
     files = {"answer": write_rows(problems.train, data / "answer.jsonl", with_trace=False),
              "trace": write_rows(problems.train, data / "trace.jsonl", with_trace=True)}
     for path in files.values():

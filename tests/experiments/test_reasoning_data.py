@@ -133,5 +133,8 @@ def test_the_answer_budget_fits_every_reference_trace(smol_tokenizer, tmp_path):
     longest = max(len(smol_tokenizer.encode(f"<think>\n{p.trace}\n</think>\n\n{p.answer}",
                                             add_special_tokens=False)) for p in problems)
     assert longest < budget <= 200
+    # in the student's own tokens: the longest trace plus the margin, well under the bytes' bound
+    in_tokens = answer_budget(problems, lambda t: len(smol_tokenizer.encode(t, add_special_tokens=False)))
+    assert in_tokens == longest + 16 < budget
     rows = [json.loads(line) for line in write_questions(problems, tmp_path / "q.jsonl").read_text().splitlines()]
     assert rows[0] == {"question": problems[0].question, "reference": problems[0].answer, "category": "arithmetic"}
