@@ -143,7 +143,7 @@ def pipelines(args, convs_rows: list[dict]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         prompts = Path(tmp) / "prompts.jsonl"
         prompts.write_text("".join(json.dumps({"question": r["question"], "reference": r["reference"]}) + "\n"
-                                   for r in convs_rows))
+                                   for r in convs_rows if r.get("reference") is not None))  # the reference scorer
         res = best_of_k(teacher, make_scorer("reference"),
                         BestOfKOptions(prompts=prompts, out=Path(tmp) / "best.jsonl", k=args.k, sampling=sampling,
                                        batch_size=args.batch))
