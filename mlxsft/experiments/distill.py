@@ -47,6 +47,11 @@ class DistillExperiment:
     threshold: Optional[float] = None  # a prompt whose best scores below this is dropped from training
 
 
+# answers per batch (a local teacher decodes them together): 96 of the default prompts took 61.5 s at 32 against
+# 68.8 s at data distill's default 16 (64: 64.0 s), measured on the 2-core build machine
+TEACHER_BATCH = 32
+
+
 def _teacher_command(opts: DistillExperiment, command: str, model_flag: str, name_flag: str, prompts: Path,
                      out: Path, max_tokens: int, extra: list[str]) -> float:
     """Run ``mlxsft data <command>`` for the teacher in a child process; returns its wall time.
@@ -61,7 +66,7 @@ def _teacher_command(opts: DistillExperiment, command: str, model_flag: str, nam
     from mlxsft.errors import RunError
 
     cmd = [sys.executable, "-m", "mlxsft", "data", command, model_flag, opts.teacher, "--prompts", str(prompts),
-           "--out", str(out), "--max-tokens", str(max_tokens), *extra]
+           "--out", str(out), "--max-tokens", str(max_tokens), "--batch-size", str(TEACHER_BATCH), *extra]
     if opts.teacher_model_name:
         cmd += [name_flag, opts.teacher_model_name]
     if opts.api_key_env:

@@ -89,3 +89,17 @@ def test_distill_best_of_k_trains_on_the_best_sample_and_rejection_leaves_nothin
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "--threshold 1.0: no prompt's best of 2 answers scored that high (12 rejected" in proc.stderr
     assert not (out2 / "results.json").exists()
+
+
+def test_the_teacher_child_answers_32_prompts_a_batch(monkeypatch, tmp_path):
+    import subprocess
+
+    from mlxsft.experiments import distill as d
+    from mlxsft.experiments.arms import Setup
+
+    seen = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: seen.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    d._teacher_command(d.DistillExperiment(setup=Setup(out=tmp_path), teacher="t"), "distill", "--teacher",
+                       "--teacher-model", tmp_path / "p.jsonl", tmp_path / "o.jsonl", 48, ["--temp", "0"])
+    (cmd,) = seen
+    assert cmd[3:6] == ["data", "distill", "--teacher"] and cmd[cmd.index("--batch-size") + 1] == "32"
