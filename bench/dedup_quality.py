@@ -77,6 +77,7 @@ def pair_quality(texts: list[str], threshold: float = 0.8, backend: str = "auto"
     truth = exact_pairs(sets, threshold)
     found = minhash_pairs(sets, threshold, backend, estimate_only=estimate_only)
     hit = len(truth & found)
-    return {"backend": resolve_backend(backend), "confirm": "estimate" if estimate_only else "exact", "rows": len(texts), "distinct_rows": len(distinct),
+    return {"backend": resolve_backend(backend), "confirm": "estimate" if estimate_only else "exact",
+            "rows": len(texts), "distinct_rows": len(distinct),
             "threshold": threshold, "exact_pairs": len(truth), "minhash_pairs": len(found),
             "precision": hit / len(found) if found else 1.0, "recall": hit / len(truth) if truth else 1.0}

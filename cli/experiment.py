@@ -19,6 +19,9 @@ from typing import Any, Callable, Optional
 
 import click
 
+from mlxsft.experiments.arms import DEFAULT_MODEL as BASE
+from mlxsft.experiments.arms import INSTRUCT_MODEL as INSTRUCT
+
 SETTINGS = {"max_content_width": 110}
 
 
@@ -58,7 +61,6 @@ def parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
 # task, and here a training token costs ~4x less than on Gemma 3 (a 49k-row head instead of 262k), which keeps an
 # experiment at its defaults near 15 minutes on 2 cores. distill's student is the embedded base model: a teacher
 # teaches a model that cannot do the task yet.
-INSTRUCT, BASE = "smollm2-135m-instruct", "gemma3-270m"
 
 
 def experiment_options(steps: int, batch_size: int, max_seq_len: int, out: str, n_questions: Optional[int] = None,
@@ -102,9 +104,9 @@ def experiment_options(steps: int, batch_size: int, max_seq_len: int, out: str, 
 def make_setup(model: Optional[str], backend: str, steps: int, seeds: str, out: str, batch_size: int,
                max_seq_len: int, questions: Optional[str], n_questions: Optional[int], max_tokens: int,
                n_general: int, sets: tuple[str, ...]) -> Any:
-    from mlxsft.experiments.arms import DEFAULT_MODEL, Setup
+    from mlxsft.experiments.arms import Setup
 
-    return Setup(out=Path(out), model=model or DEFAULT_MODEL, backend=backend, steps=steps, seeds=parse_seeds(seeds),
+    return Setup(out=Path(out), model=model or BASE, backend=backend, steps=steps, seeds=parse_seeds(seeds),
                  batch_size=batch_size, max_seq_len=max_seq_len, questions=Path(questions) if questions else None,
                  n_questions=n_questions, max_tokens=max_tokens, n_general=n_general, overrides=parse_sets(sets))
 

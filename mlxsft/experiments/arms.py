@@ -33,6 +33,7 @@ from mlxsft.errors import RunError
 from mlxsft.experiments.events import Callback, silent
 
 DEFAULT_MODEL = "gemma3-270m"  # the embedded base model of the demo
+INSTRUCT_MODEL = "smollm2-135m-instruct"  # the embedded instruct model
 
 
 @dataclass

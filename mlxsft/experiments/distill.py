@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from mlxsft.experiments.arms import Arm, ArmResult, Setup, aggregate, check_equal_budget, held_out_prompts, \
+from mlxsft.experiments.arms import INSTRUCT_MODEL, Arm, ArmResult, Setup, aggregate, check_equal_budget, held_out_prompts, \
     prepare_model, prepare_questions, run_arm
 from mlxsft.experiments.events import Callback, silent
 from mlxsft.experiments.stats import Spread, spread
 
-DEFAULT_TEACHER = "smollm2-135m-instruct"  # the embedded instruct model
+DEFAULT_TEACHER = INSTRUCT_MODEL
 METRICS = ("right", "right_base", "wins", "regressions", "kl", "train_loss", "steps", "trained_tokens", "rows",
            "s_per_step", "peak_memory_gb", "total_s")
 

@@ -101,14 +101,6 @@ def score_arm(result: ArmResult) -> ArmScore:
                     rows_seen=round(result.trained_tokens / per_row, 1) if per_row else float("nan"))
 
 
-def student_token_counter(spec: str) -> Any:
-    """Counts text in the student's tokens (its tokenizer, no weights loaded)."""
-    from mlxsft.models import load_tokenizer
-
-    tok = load_tokenizer(spec)
-    return lambda text: len(tok.encode(text, add_special_tokens=False))
-
-
 def run_reasoning(opts: ReasoningOptions, callback: Callback = silent) -> dict[str, Any]:
     from mlxsft.experiments.curation import _setup_dict, check_held_out, machine
     from mlxsft.experiments.outputs import write_results, write_table
@@ -126,7 +118,10 @@ def run_reasoning(opts: ReasoningOptions, callback: Callback = silent) -> dict[s
     setup = dataclasses.replace(opts.setup, questions=questions)
     prepare_questions(setup)
     setup = dataclasses.replace(setup, model_spec=prepare_model(setup, callback))
-    budget_tokens = answer_budget(problems.held_out, student_token_counter(setup.model_spec or setup.model))
+    from mlxsft.curate.scan import token_counter
+
+    count_tokens, _ = token_counter(setup.model_spec or setup.model)  # the student's tokenizer, no weights
+    budget_tokens = answer_budget(problems.held_out, count_tokens)
     max_tokens = opts.max_tokens or budget_tokens
     setup = dataclasses.replace(setup, max_tokens=max_tokens)
     files = {"answer": write_rows(problems.train, data / "answer.jsonl", with_trace=False),

@@ -198,7 +198,7 @@ TRACE_MARGIN = 16  # tokens past the inline trace and answer: the end of turn an
 def answer_budget(problems: list[Problem], count_tokens: Optional[Callable[[str], int]] = None) -> int:
     """New tokens that let every trace and its answer finish: the longest inline form (``<think>\\n...\\n</think>
     \\n\\n`` + answer) in ``count_tokens``' tokens (the student's tokenizer), else in bytes (ASCII: at most one
-    token per byte), plus a margin. In tokens the limit is ~half the bytes' (88 against 133 for SmolLM2 on the
+    token per byte), plus a margin. In tokens the limit is ~2/3 of the bytes' (88 against 133 for SmolLM2 on the
     default problems), a third less of the time an answer that never ends costs the scoring."""
     count = count_tokens or (lambda text: len(text.encode()))
     return max(count(f"{_OPEN}\n{p.trace}\n{_CLOSE}\n\n{p.answer}") for p in problems) + TRACE_MARGIN

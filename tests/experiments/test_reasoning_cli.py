@@ -8,7 +8,8 @@ import json
 
 from click.testing import CliRunner
 
-from mlxsft.experiments.reasoning import score_answers, student_token_counter
+from mlxsft.curate.scan import token_counter
+from mlxsft.experiments.reasoning import score_answers
 from mlxsft.experiments.reasoning_data import Problem, answer_budget
 from mlxsft.runs import MetricsLog
 from tests.helpers import run_cli
@@ -50,7 +51,7 @@ def test_reasoning_end_to_end_on_a_tiny_model(tiny_llama_dir, tmp_path):
         assert score_answers(compare)["tuned"]["right"] == arm["scored"]["right"]
         assert arm["scored"]["questions"] == 3
     problems = [Problem(**p) for p in json.loads((out / "data" / "problems.json").read_text())["held_out"]]
-    in_tokens = answer_budget(problems, student_token_counter(str(tiny_llama_dir)))
+    in_tokens = answer_budget(problems, token_counter(str(tiny_llama_dir))[0])
     assert results["max_tokens"] == 4 and results["trace_budget_tokens"] == in_tokens < answer_budget(problems)
     table = (out / "table.md").read_text()
     assert "deterministic problem generator" in table and "cut off in the trace" in table

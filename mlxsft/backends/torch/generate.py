@@ -159,22 +159,23 @@ def _new_cache(model: Any) -> Any:
     return DynamicCache(config=model.config)
 
 
-def _cache_argument(model: Any) -> str:
-    """transformers 5 calls the KV cache ``cache``; 4.x (and 5 before the rename) ``past_key_values``."""
+def _forward_parameters(model: Any) -> Any:
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    return inspect.signature(base.forward).parameters
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers 5 calls the KV cache ``cache``; 4.x (and 5 before the rename) ``past_key_values``."""
+    return "cache" if "cache" in _forward_parameters(model) else "past_key_values"
 
 
 def _last_logits_only(model: Any) -> dict[str, int]:
     """``logits_to_keep=1`` where the model takes it: a prompt's forward pass then runs the head on its last
     position alone. Gemma 3's head is 262k x 640: for 32 prompts of 60 tokens the whole-prompt logits were 2 GB
     and ~64 GFLOP that generation threw away."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    return {"logits_to_keep": 1} if "logits_to_keep" in _forward_parameters(model) else {}
 
 
 @dataclass
