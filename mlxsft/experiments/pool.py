@@ -96,8 +96,11 @@ class Pool:
         return {label: sum(v == label for v in self.labels.values()) for label in LABELS}
 
 
+# The pieces a pool is made of, public: ``pool_from_data.py`` plants the same defects in a user's own rows.
 @dataclass
-class _Row:
+class Row:
+    """One pool row before it is written: its chat, the reference answer (if any) and its planted label."""
+
     messages: list[dict]
     reference: Optional[str]
     label: str
@@ -105,15 +108,18 @@ class _Row:
     copy_label: str = "near_dup"  # what a later non-identical member of its group is
 
 
-def _answer(messages: list[dict]) -> str:
+def answer_of(messages: list[dict]) -> str:
+    """The assistant's answer: the last message."""
     return messages[-1]["content"]
 
 
-def _with_answer(messages: list[dict], answer: str) -> list[dict]:
+def with_answer(messages: list[dict], answer: str) -> list[dict]:
+    """The chat with its last message's answer replaced."""
     return [*messages[:-1], {"role": "assistant", "content": answer}]
 
 
-def _with_question(messages: list[dict], prefix: str, suffix: str) -> list[dict]:
+def with_question(messages: list[dict], prefix: str, suffix: str) -> list[dict]:
+    """The chat with ``prefix`` and ``suffix`` around its last user message (paraphrases, near duplicates)."""
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
     out = [dict(m) for m in messages]
     out[last_user]["content"] = prefix + out[last_user]["content"] + suffix
@@ -156,7 +162,8 @@ def _wrong(task: Task, ops: tuple, rng: random.Random) -> str:
     raise RuntimeError(f"{task.name}: no wrong answer found")
 
 
-def _truncated(answer: str, rng: random.Random) -> str:
+def truncated(answer: str, rng: random.Random) -> str:
+    """``answer`` cut 30-70% of the way through (by words where it has three or more)."""
     words = answer.split(" ")
     if len(words) >= 3:
         return " ".join(words[:max(1, int(len(words) * rng.uniform(0.3, 0.7)))])
@@ -176,7 +183,8 @@ def _wrong_format(task: Task, answer: str, rng: random.Random) -> str:
     return rng.choice(WRAPPERS).format(a=answer)
 
 
-def _rambling(answer: str, rng: random.Random) -> str:
+def rambling(answer: str, rng: random.Random) -> str:
+    """``answer`` followed by text that never ends its turn: a loop, or unrelated sentences."""
     if rng.random() < 0.5:  # a loop: the kind of text a model that never stops writes
         return answer + "\n\n" + " ".join([FILLER_LOOP] * rng.randint(10, 16))
     sentences = rng.sample(CHATTER, k=rng.randint(14, len(CHATTER)))  # no loop: a repetition check misses it
@@ -224,36 +232,36 @@ def build_pool(spec: PoolSpec) -> Pool:
         raise ConfigError(f"a pool of {size} rows with these defect rates has room for fewer clean rows than the "
                           f"{len(bundled)} bundled ones", hint="make the pool larger (--pool-multiple 3 or more)")
 
-    rows: list[_Row] = [_Row(m, None, "clean") for m in bundled]
+    rows: list[Row] = [Row(m, None, "clean") for m in bundled]
     for _ in range(n_fresh_clean):
         task, ops, messages = fresh.row()
-        rows.append(_Row(messages, task.answer(ops), "clean"))
+        rows.append(Row(messages, task.answer(ops), "clean"))
     clean = list(rows)
     truncatable = tuple(t for t in TASKS if t.name in TRUNCATABLE)
     for defect, make, tasks in (
             ("wrong", lambda t, o, a: _wrong(t, o, rng), TASKS),
-            ("truncated", lambda t, o, a: _truncated(a, rng), truncatable),
+            ("truncated", lambda t, o, a: truncated(a, rng), truncatable),
             ("wrong_format", lambda t, o, a: _wrong_format(t, a, rng), TASKS),
-            ("rambling", lambda t, o, a: _rambling(a, rng), TASKS)):
+            ("rambling", lambda t, o, a: rambling(a, rng), TASKS)):
         for _ in range(counts[defect]):
             task, ops, messages = fresh.row(tasks)
-            rows.append(_Row(_with_answer(messages, make(task, ops, _answer(messages))), task.answer(ops), defect))
+            rows.append(Row(with_answer(messages, make(task, ops, answer_of(messages))), task.answer(ops), defect))
     groups = iter(range(1, size + 1))
     for source in rng.sample(clean, counts["exact_dup"]):
         source.group = source.group or next(groups)
-        rows.append(_Row(source.messages, source.reference, "exact_dup", source.group))
+        rows.append(Row(source.messages, source.reference, "exact_dup", source.group))
     for source in rng.sample(clean, counts["near_dup"]):
         source.group = source.group or next(groups)
-        rows.append(_Row(_with_question(source.messages, *rng.choice(NEAR_EDITS)), source.reference, "near_dup",
+        rows.append(Row(with_question(source.messages, *rng.choice(NEAR_EDITS)), source.reference, "near_dup",
                          source.group))
     per_group = counts["paraphrase"] // PARAPHRASE_GROUPS
     for _ in range(PARAPHRASE_GROUPS):
         task, ops, _ = fresh.draw()
         g = next(groups)
         for i, messages in enumerate(_paraphrases(task, ops, per_group + 1, rng)):
-            rows.append(_Row(messages, task.answer(ops), "clean" if i == 0 else "paraphrase", g, "paraphrase"))
+            rows.append(Row(messages, task.answer(ops), "clean" if i == 0 else "paraphrase", g, "paraphrase"))
     rng.shuffle(rows)
-    _relabel_copies(rows)
+    relabel_copies(rows)
 
     held_out = eval_questions()
     leaked = [m["content"] for r in rows for m in r.messages if m["role"] == "user" and m["content"] in held_out]
@@ -261,7 +269,7 @@ def build_pool(spec: PoolSpec) -> Pool:
     return finish_pool(rows, spec, rng)
 
 
-def finish_pool(rows: list[_Row], spec: PoolSpec, rng: random.Random) -> Pool:
+def finish_pool(rows: list[Row], spec: PoolSpec, rng: random.Random) -> Pool:
     """The pool's rows in their (shuffled, relabelled) order: ids ``pool-NNNNN``, each row's reference kept with
     probability ``spec.reference_rate`` (not every row of a real pool has a verifier), and the labels."""
     out, labels = [], {}
@@ -275,10 +283,10 @@ def finish_pool(rows: list[_Row], spec: PoolSpec, rng: random.Random) -> Pool:
     return Pool(rows=out, labels=labels, spec=spec)
 
 
-def _relabel_copies(rows: list[_Row]) -> None:
+def relabel_copies(rows: list[Row]) -> None:
     """In each group of copies, the row that comes first is the clean one; a later row identical to an earlier
     one is an ``exact_dup``, any other later row a ``paraphrase`` or ``near_dup`` by its group's kind."""
-    seen: dict[int, list[_Row]] = {}
+    seen: dict[int, list[Row]] = {}
     for r in rows:
         if r.group is None:
             continue

@@ -28,13 +28,13 @@ from pathlib import Path
 
 from mlxsft.errors import DataError
 from mlxsft.experiments.pool import (DEFECTS, PARAPHRASE_GROUPS, PARAPHRASE_PREFIXES, PARAPHRASE_SUFFIXES,
-                                     WRAPPERS, Pool, PoolSpec, _answer, finish_pool, _rambling, _relabel_copies, _Row,
-                                     _truncated, _with_answer, _with_question, NEAR_EDITS)
+                                     WRAPPERS, Pool, PoolSpec, answer_of, finish_pool, rambling, relabel_copies, Row,
+                                     truncated, with_answer, with_question, NEAR_EDITS)
 
 MIN_ROWS = 20  # fewer and "many paraphrases of a few prompts" or a random draw say nothing
 
 
-def read_rows(path: Path) -> list[_Row]:
+def read_rows(path: Path) -> list[Row]:
     """The file's rows as clean pool rows; a row that does not end in an assistant answer is a one-line error."""
     from mlxsft.curate.jsonl import iter_jsonl
     from mlxsft.curate.prompts import to_prompt
@@ -48,7 +48,7 @@ def read_rows(path: Path) -> list[_Row]:
                             "change)", file=str(path), line=line, field="messages")
         if not str(messages[-1]["content"]).strip():
             raise DataError("empty assistant answer", file=str(path), line=line, field="messages")
-        rows.append(_Row([*p.messages, {"role": "assistant", "content": messages[-1]["content"]}],
+        rows.append(Row([*p.messages, {"role": "assistant", "content": messages[-1]["content"]}],
                          p.reference, "clean"))
     if len(rows) < MIN_ROWS:
         raise DataError(f"{len(rows)} rows: the curation experiment needs at least {MIN_ROWS} to build a pool from",
@@ -56,18 +56,18 @@ def read_rows(path: Path) -> list[_Row]:
     return rows
 
 
-def _other_answer(rows: list[_Row], source: _Row, rng: random.Random) -> str:
-    right = _answer(source.messages).strip().lower()
+def _other_answer(rows: list[Row], source: Row, rng: random.Random) -> str:
+    right = answer_of(source.messages).strip().lower()
     for _ in range(100):
-        other = _answer(rng.choice(rows).messages)
+        other = answer_of(rng.choice(rows).messages)
         if other.strip().lower() != right:
             return other
     raise DataError("every row has the same answer: no wrong answer can be planted")
 
 
-def _paraphrases(source: _Row, n: int, rng: random.Random) -> list[list[dict]]:
+def _paraphrases(source: Row, n: int, rng: random.Random) -> list[list[dict]]:
     variants = [(p, s) for p in PARAPHRASE_PREFIXES for s in PARAPHRASE_SUFFIXES if p or s]
-    return [_with_question(source.messages, p, s) for p, s in rng.sample(variants, min(n, len(variants)))]
+    return [with_question(source.messages, p, s) for p, s in rng.sample(variants, min(n, len(variants)))]
 
 
 def pool_from_data(path: Path, spec: PoolSpec) -> Pool:
@@ -81,29 +81,29 @@ def pool_from_data(path: Path, spec: PoolSpec) -> Pool:
     rows = list(clean)
     for _ in range(counts["wrong"]):
         src = rng.choice(clean)
-        rows.append(_Row(_with_answer(src.messages, _other_answer(clean, src, rng)), src.reference, "wrong"))
+        rows.append(Row(with_answer(src.messages, _other_answer(clean, src, rng)), src.reference, "wrong"))
     # a one-word answer cannot be cut short: truncation picks among answers of 3+ words or 8+ characters
-    long_enough = [r for r in clean if len(_answer(r.messages).split()) >= 3 or len(_answer(r.messages)) >= 8]
-    for defect, make, sources in (("truncated", lambda a: _truncated(a, rng), long_enough),
+    long_enough = [r for r in clean if len(answer_of(r.messages).split()) >= 3 or len(answer_of(r.messages)) >= 8]
+    for defect, make, sources in (("truncated", lambda a: truncated(a, rng), long_enough),
                                   ("wrong_format", lambda a: rng.choice(WRAPPERS).format(a=a), clean),
-                                  ("rambling", lambda a: _rambling(a, rng), clean)):
+                                  ("rambling", lambda a: rambling(a, rng), clean)):
         for _ in range(counts[defect] if sources else 0):
             src = rng.choice(sources)
-            rows.append(_Row(_with_answer(src.messages, make(_answer(src.messages))), src.reference, defect))
+            rows.append(Row(with_answer(src.messages, make(answer_of(src.messages))), src.reference, defect))
     groups = itertools.count(1)  # ids of groups of copies
     for src in rng.sample(clean, min(counts["exact_dup"], len(clean))):
         src.group = src.group or next(groups)
-        rows.append(_Row(src.messages, src.reference, "exact_dup", src.group))
+        rows.append(Row(src.messages, src.reference, "exact_dup", src.group))
     for src in rng.sample(clean, min(counts["near_dup"], len(clean))):
         src.group = src.group or next(groups)
-        rows.append(_Row(_with_question(src.messages, *rng.choice(NEAR_EDITS)), src.reference, "near_dup",
+        rows.append(Row(with_question(src.messages, *rng.choice(NEAR_EDITS)), src.reference, "near_dup",
                          src.group))
     per_group = counts["paraphrase"] // PARAPHRASE_GROUPS
     for src in rng.sample([r for r in clean if r.group is None], PARAPHRASE_GROUPS) if per_group else []:
         src.group = next(groups)
         src.copy_label = "paraphrase"
         for messages in _paraphrases(src, per_group, rng):
-            rows.append(_Row(messages, src.reference, "paraphrase", src.group, "paraphrase"))
+            rows.append(Row(messages, src.reference, "paraphrase", src.group, "paraphrase"))
     rng.shuffle(rows)
-    _relabel_copies(rows)
+    relabel_copies(rows)
     return finish_pool(rows, spec, rng)
