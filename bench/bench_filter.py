@@ -148,10 +148,12 @@ def main() -> None:
     args = ap.parse_args()
     from bench.filter_pool import write_pool
     from mlxsft.curate.static_embed import cached_path
+    from mlxsft.machine import cpu_description
 
     label = args.label or (f"{args.rows // 1_000_000}m" if args.rows % 1_000_000 == 0 else f"{args.rows}")
     load_start = [round(x, 2) for x in os.getloadavg()]
-    result: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    result: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cpu_model": cpu_description(),
+                                "cores": os.cpu_count(),
                                 "system": f"{platform.system()} {platform.release()}",
                                 "python": platform.python_version()},
                     "load_average_at_start": load_start, "rows": args.rows, "select": args.select,

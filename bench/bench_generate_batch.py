@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.torch_child:
         torch_child(args)
         return 0
-    from mlxsft.machine import blas_preloaded, mlx_blas
+    from mlxsft.machine import blas_preloaded, cpu_description, mlx_blas
 
     if not blas_preloaded():
         ensure_fast_blas_for_script()
@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     path = ROOT / "bench" / "results" / f"generate-batch-{args.label}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_model": cpu_description(),
+                    "cores": os.cpu_count(),
                     "system": f"{platform.system()} {platform.release()}", "mlx_blas": mlx_blas()},
         "load_average_at_start": load_start, "load_average_at_end": load_end,
         "settings": {"model": args.model, "prompts": args.prompts, "k": args.k, "max_tokens": args.max_tokens,

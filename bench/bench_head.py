@@ -68,6 +68,8 @@ def run_case(backend: str, length: int, whole: bool, steps: int, data: Path, out
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mlxsft.machine import cpu_description
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backends", nargs="+", default=["torch", "mlx"])
     p.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 8192])
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{c['plan_gb'] or 0:8.2f} {ratio:>9}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_model": cpu_description(),
+                    "cores": os.cpu_count(),
                     "system": f"{platform.system()} {platform.release()}"},
         "load_average_at_start": load, "load_average_at_end": os.getloadavg(), "steps": args.steps,
         "model": "gemma3-270m", "cases": cases}, indent=2) + "\n")

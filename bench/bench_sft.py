@@ -44,13 +44,9 @@ PAIRS = (("mlxsft-mlx", "mlx-lm"), ("mlxsft-torch", "trl"))
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
+    from mlxsft.machine import cpu_description
+
+    return cpu_description()
 
 
 def versions() -> dict[str, str]:
