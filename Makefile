@@ -38,8 +38,11 @@ LLAMA_CPP_VERSION := 0.3.36
 demo: install
 	$(BIN)/mlxsft train
 
+# Two test workers (pytest-xdist), each test file on one worker so its module fixtures are built once: most
+# tests wait on a subprocess, a model load or Python rather than keep both cores busy. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: install test-install
-	$(RUN_ENV) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(RUN_ENV) $(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # side-by-side benchmark against mlx_lm.lora and TRL (README "Performance"); each contender picks its own BLAS
 bench: install
