@@ -41,11 +41,12 @@ class CountingModel:
     from decode passes (one)."""
 
     def __init__(self, model):
-        self.model, self.prefill_rows, self.decode_rows = model, 0, 0
+        self.model, self.prefill_rows, self.decode_rows, self.prefill_passes = model, 0, 0, []
 
     def __call__(self, tokens, cache=None):
         if tokens.shape[1] > 1:
             self.prefill_rows += tokens.shape[0]
+            self.prefill_passes.append(tuple(tokens.shape))
         else:
             self.decode_rows += tokens.shape[0]
         return self.model(tokens, cache=cache)
@@ -110,8 +111,38 @@ def test_a_prompt_asked_k_times_is_prefilled_once(loaded):
     convs = [c for c in CONVS[:3] for _ in range(4)]
     answers = generate_answers_batch(counted, tokenizer, convs, template, max_tokens=4, batch_size=5,
                                      temp=1.0, seeds=list(range(len(convs))))
-    assert counted.prefill_rows == 3 and len(answers) == 12
+    # one row for what the three prompts start with (the template's header), then one row per prompt
+    assert counted.prefill_rows == 1 + 3 and len(answers) == 12
     assert counted.decode_rows == sum(a.tokens for a in answers) == 12 * 4
+
+
+def test_what_every_prompt_starts_with_is_computed_once(loaded):
+    model, tokenizer, template = loaded
+    hf = tokenizer._tokenizer
+    from mlxsft.backends.generation import render_prompt
+
+    prompts = [render_prompt(hf, c, template) for c in CONVS]
+    bodies = [p[:-1] for p in prompts]
+    shared = batch.common_start(bodies)
+    assert shared >= batch.MIN_SHARED  # SmolLM2's template: its header and default system prompt
+    assert all(b[:shared] == bodies[0][:shared] for b in bodies) and len({b[shared] for b in bodies}) > 1
+    counted = CountingModel(model)
+    kv = batch.prefill(counted, prompts)
+    width = max(map(len, bodies))
+    assert counted.prefill_passes == [(1, shared), (len(prompts), width - shared)]
+    # the same keys and values as each prompt alone, in one pass
+    for prompt, layers in zip(prompts, kv):
+        alone = batch.prefill(model, [prompt])[0]  # one prompt: no shared pass
+        assert len(layers) == len(alone)
+        for (k, v), (k1, v1) in zip(layers, alone):
+            assert k.shape == k1.shape == (1, k.shape[1], len(prompt) - 1, k.shape[3])
+            np.testing.assert_allclose(np.array(k), np.array(k1), atol=1e-4)
+            np.testing.assert_allclose(np.array(v), np.array(v1), atol=1e-4)
+
+
+def test_common_start():
+    assert batch.common_start([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert batch.common_start([[1, 2], [1, 2]]) == 2 and batch.common_start([[5], [6]]) == 0
 
 
 def test_sampled_answers_depend_on_their_seed_alone(loaded):

@@ -8,6 +8,9 @@ What makes it faster than ``mlx_lm.batch_generate`` for curation (``bench/bench_
 - **One prefill per distinct prompt.** Best-of-K and distill ask each prompt K times; the prompt's keys and
   values are computed once (prompts bucketed by length, a few hundred to a few thousand tokens per forward
   pass) and copied into each of its K slots. mlx-lm prefills every request.
+- **One pass for what every prompt starts with.** A chat template's header and default system prompt open
+  every prompt (27 of the ~47 tokens of SmolLM2's bundled questions): computed once and copied to each row,
+  then the rest of each prompt in one right-padded pass (no padding before it to mask).
 - **Slots rewritten in place.** Each of ``slots`` rows owns a region of one preallocated cache per layer
   (``SlotKVCache``) with its own length; a finished row's slot takes the next request at once by writing the
   prompt's keys there. mlx-lm's ``BatchKVCache`` copies the whole batch's cache whenever a row leaves or
@@ -17,8 +20,8 @@ What makes it faster than ``mlx_lm.batch_generate`` for curation (``bench/bench_
   generation), never decoding padding.
 
 Greedy rows give the same tokens as ``generate_answer`` one by one (``tests/backends/test_mlx_batch.py``);
-the tokens of a sampled row depend only on its seed (Gumbel-max with a per-row key: the same answer whatever
-the batch size, the other rows or the order), so the K samples of a prompt differ by their seeds alone.
+the tokens of a sampled row depend only on its seed (an inverse-CDF draw with a per-row key: the same answer
+whatever the batch size, the other rows or the order), so the K samples of a prompt differ by their seeds alone.
 ``supports(model)`` says whether the model's cache is the plain ``KVCache`` this needs (else
 ``generate.generate_answers_batch`` uses mlx-lm's ``BatchGenerator``).
 """
@@ -131,26 +134,57 @@ class SlotKVCache:
 # ----------------------------------------------------------------------------- prefill
 def prefill(model: Any, prompts: list[list[int]]) -> list[list[tuple[Any, Any]]]:
     """Keys and values of each prompt's tokens (all but its last, which the first decode step feeds), per layer:
-    ``result[i][layer] = (keys, values)`` shaped ``(1, heads, len - 1, dim)``. One left-padded forward pass
-    for all of ``prompts`` (mlx-lm's ``BatchKVCache`` masks the padding and starts each row at position 0);
-    the logits are never evaluated, so the LM head costs nothing here."""
+    ``result[i][layer] = (keys, values)`` shaped ``(1, heads, len - 1, dim)``. The logits are never evaluated,
+    so the LM head costs nothing here.
+
+    The tokens all prompts start with (a chat template's header and default system prompt: 27 of SmolLM2's
+    ~47-token prompts here) are computed once, in a one-row pass, and copied to every row; the rest of each
+    prompt follows in one right-padded pass for all of ``prompts``. Right padding needs no mask beyond the causal
+    one: a row's padding comes after its tokens, which never attend to it, and every row's tokens sit at the
+    positions they have alone."""
     import mlx.core as mx
-    from mlx_lm.models.cache import BatchKVCache, make_prompt_cache
+    from mlx_lm.models.cache import make_prompt_cache
 
     bodies = [p[:-1] for p in prompts]
     width = max(len(b) for b in bodies)
     if width == 0:
         return [[] for _ in prompts]
-    pads = [width - len(b) for b in bodies]
-    caches = [BatchKVCache(pads) for _ in make_prompt_cache(model)]
-    tokens = mx.array([[0] * pad + b for pad, b in zip(pads, bodies)])
-    for at in range(0, width, PREFILL_STEP):  # a long prompt in pieces, as mlx-lm does: bounded attention scores
-        model(tokens[:, at:at + PREFILL_STEP], cache=caches)
-        mx.eval([c.state for c in caches])
-    out = [[(c.keys[i:i + 1, :, pad:width, :], c.values[i:i + 1, :, pad:width, :]) for c in caches]
-           for i, pad in enumerate(pads)]
+    shared = common_start(bodies) if len(bodies) > 1 else 0
+    if shared < MIN_SHARED:
+        shared = 0
+    caches = make_prompt_cache(model)  # plain KVCache per layer (``supports``)
+    if shared:
+        _feed(model, mx.array([bodies[0][:shared]]), caches)
+        for c in caches:  # the shared keys and values, one copy per row
+            c.keys = mx.repeat(c.keys[..., :shared, :], len(bodies), axis=0)
+            c.values = mx.repeat(c.values[..., :shared, :], len(bodies), axis=0)
+    if width > shared:
+        _feed(model, mx.array([b[shared:] + [0] * (width - len(b)) for b in bodies]), caches)
+    out = [[(c.keys[i:i + 1, :, :len(b), :], c.values[i:i + 1, :, :len(b), :]) for c in caches]
+           for i, b in enumerate(bodies)]
     mx.eval(out)
     return out
+
+
+MIN_SHARED = 8  # a common start shorter than this is computed with each prompt: a pass of its own costs more
+
+
+def common_start(rows: list[list[int]]) -> int:
+    """How many tokens every row of ``rows`` starts with."""
+    first, n = rows[0], min(len(r) for r in rows)
+    for i in range(n):
+        if any(r[i] != first[i] for r in rows):
+            return i
+    return n
+
+
+def _feed(model: Any, tokens: Any, caches: list[Any]) -> None:
+    """``tokens`` into ``caches``, ``PREFILL_STEP`` columns a pass (as mlx-lm does: bounded attention scores)."""
+    import mlx.core as mx
+
+    for at in range(0, tokens.shape[1], PREFILL_STEP):
+        model(tokens[:, at:at + PREFILL_STEP], cache=caches)
+        mx.eval([(c.keys, c.values) for c in caches])
 
 
 def prefill_chunks(prompts: list[list[int]], order: list[int]) -> list[list[int]]:
