@@ -145,6 +145,19 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
+MIN_SHARED = 8  # batched prefill: a common start shorter than this is computed with each prompt (a pass of its
+# own would cost more than it saves)
+
+
+def common_start(rows: list[list[int]]) -> int:
+    """How many tokens every row of ``rows`` starts with: what a batched prefill computes once (a chat template's
+    header and default system prompt open every prompt)."""
+    if not rows:
+        return 0
+    n = min(len(r) for r in rows)
+    return min(common_prefix(rows[0], r) for r in rows) if n else 0
+
+
 # ----------------------------------------------------------------------------- the token loop
 class Decoder(Protocol):
     def add(self, token: int) -> str:

@@ -143,6 +143,7 @@ def test_what_every_prompt_starts_with_is_computed_once(loaded):
 def test_common_start():
     assert batch.common_start([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
     assert batch.common_start([[1, 2], [1, 2]]) == 2 and batch.common_start([[5], [6]]) == 0
+    assert batch.common_start([[1, 2], []]) == 0 and batch.common_start([]) == 0
 
 
 def test_sampled_answers_depend_on_their_seed_alone(loaded):

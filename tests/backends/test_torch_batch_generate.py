@@ -123,8 +123,28 @@ def test_a_stopped_row_leaves_the_batch_and_the_others_answer_as_alone(loaded, f
     finally:
         hook.remove()
     assert_same(batched, alone[:3])
-    # prefill and the steps up to the stop with 3 rows, the rest with 2 (a third stopped: at most 3/4 live)
-    assert rows_per_step == [3] * (at + 1) + [2] * (MAX_TOKENS - at - 1), rows_per_step
+    # the prompts' shared start in one row, the rest of the prefill and the steps up to the stop with 3 rows,
+    # the rest with 2 (a third stopped: at most 3/4 live)
+    assert rows_per_step == [1] + [3] * (at + 1) + [2] * (MAX_TOKENS - at - 1), rows_per_step
+
+
+def test_what_every_prompt_starts_with_is_computed_once(loaded, alone):
+    from mlxsft.backends.generation import MIN_SHARED, common_start, render_prompt
+
+    model, hf = loaded
+    prompts = [render_prompt(hf, c, hf.chat_template) for c in CONVS]
+    shared = common_start(prompts)
+    assert shared >= MIN_SHARED  # SmolLM2's template: its header and default system prompt
+    shapes = []
+    hook = model.register_forward_pre_hook(lambda mod, args, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                           with_kwargs=True)
+    try:
+        batched = generate_answers_batch(model, hf, CONVS, hf.chat_template, max_tokens=MAX_TOKENS,
+                                         batch_size=len(CONVS))
+    finally:
+        hook.remove()
+    assert_same(batched, alone)
+    assert shapes[:2] == [(1, shared), (len(CONVS), max(map(len, prompts)) - shared)], shapes[:3]
 
 
 def test_a_chunk_ends_when_all_its_rows_stopped(loaded, forced_stop):
@@ -138,7 +158,8 @@ def test_a_chunk_ends_when_all_its_rows_stopped(loaded, forced_stop):
     finally:
         hook.remove()
     assert [a.finish_reason for a in answers] == ["stop", "stop"]
-    assert len(calls) == at + 1 < MAX_TOKENS  # prefill + one step per further token, none after the stop
+    # the shared start (both prompts but their last token), prefill, one step per further token, none after the stop
+    assert len(calls) == 1 + at + 1 < MAX_TOKENS
 
 
 def test_an_end_of_turn_text_ends_its_row(loaded):

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Optional, Sequence
 
-from mlxsft.backends.generation import BatchRow, Sampling, StopCondition
+from mlxsft.backends.generation import MIN_SHARED, BatchRow, Sampling, StopCondition, common_start
 
 PREFILL_TOKENS = 4096  # padded prompt tokens per prefill forward pass: big matmuls, bounded activations
 PREFILL_STEP = 2048  # prompt columns per forward pass (mlx-lm's prefill_step_size)
@@ -164,18 +164,6 @@ def prefill(model: Any, prompts: list[list[int]]) -> list[list[tuple[Any, Any]]]
            for i, b in enumerate(bodies)]
     mx.eval(out)
     return out
-
-
-MIN_SHARED = 8  # a common start shorter than this is computed with each prompt: a pass of its own costs more
-
-
-def common_start(rows: list[list[int]]) -> int:
-    """How many tokens every row of ``rows`` starts with."""
-    first, n = rows[0], min(len(r) for r in rows)
-    for i in range(n):
-        if any(r[i] != first[i] for r in rows):
-            return i
-    return n
 
 
 def _feed(model: Any, tokens: Any, caches: list[Any]) -> None:

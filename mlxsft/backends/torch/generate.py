@@ -36,8 +36,10 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     common_prefix,
     AnswerStream,
     BatchRow,
+    MIN_SHARED,
     TextDiff,
     batch_answer,
+    common_start,
     finish,
     render_prompt,
     stop_condition,
@@ -311,6 +313,19 @@ def _length_chunks(prompts: list[list[int]], batch_size: int) -> list[list[int]]
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 
+def _shared_start(prompts: list[list[int]], cache: Any) -> int:
+    """Tokens all ``prompts`` start with, to compute once (0 where too few to pay for a pass of their own, or where
+    a layer's cache is not the plain growing kind: a sliding window counts the padding as positions). Every
+    prompt keeps at least one token of its own, whose logits give its first answer token."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    if len(prompts) < 2 or not layers or any(type(layer) is not DynamicLayer for layer in layers):
+        return 0
+    shared = min(common_start(prompts), min(len(p) for p in prompts) - 1)
+    return shared if shared >= MIN_SHARED else 0
+
+
 def _pad_id(hf: Any, stop: StopCondition) -> int:
     """The id left padding is made of; its value never matters (the attention mask hides it)."""
     for candidate in (hf.pad_token_id, hf.eos_token_id, *sorted(stop.token_ids)):
@@ -329,13 +344,20 @@ def _decode_chunk(model: Any, prompts: list[list[int]], stop: StopCondition, hf:
 
     device = next(model.parameters()).device
     pad = _pad_id(hf, stop)
-    width = max(len(p) for p in prompts)
-    feed = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     rows = [BatchRow(stop, hf) for _ in prompts]
     batch = list(range(len(rows)))  # the row each batch position answers
     cache, cache_arg, last = _new_cache(model), _cache_argument(model), _last_logits_only(model)
     with torch.no_grad(), activate():
+        shared = _shared_start(prompts, cache)
+        if shared:  # what every prompt starts with, once, in a one-row pass; then a copy per row
+            model(input_ids=torch.tensor([prompts[0][:shared]], device=device), use_cache=True,
+                  **{cache_arg: cache}, **last)
+            cache.batch_repeat_interleave(len(prompts))
+        rests = [p[shared:] for p in prompts]
+        width = max(len(r) for r in rests)
+        # each prompt's rest left-padded after the shared start: the padding sits between the two, masked
+        feed = torch.tensor([[pad] * (width - len(r)) + r for r in rests], device=device)
+        mask = torch.tensor([[1] * shared + [0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
         for _ in range(max_tokens):
             # positions count real tokens only, so a padded row sees the positions it would see alone
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -feed.shape[1]:]
