@@ -15,7 +15,10 @@ import pytest
 TRACKER_ENV = ("WANDB_", "MLFLOW_", "TRACKIO_")  # the user's own tracker settings would send the logs elsewhere
 
 
-@pytest.fixture(scope="package")
+# Session scope, not package: once per process. Under pytest-xdist a worker that leaves this folder for another
+# tears a package fixture down and builds it again on its return, and trackio, already imported, keeps the
+# first build's store (mlxsft/trackers/trackio.py), so the second build's curves would land in the first's.
+@pytest.fixture(scope="session")
 def tracked(tmp_path_factory, tiny_llama_dir):
     """Two starts of one run, in this process: 2 steps with all four trackers, then a resume to step 4."""
     from mlxsft.config import load_config
