@@ -150,12 +150,16 @@ MIN_SHARED = 8  # batched prefill: a common start shorter than this is computed 
 
 
 def common_start(rows: list[list[int]]) -> int:
-    """How many tokens every row of ``rows`` starts with: what a batched prefill computes once (a chat template's
-    header and default system prompt open every prompt)."""
-    if not rows:
-        return 0
-    n = min(len(r) for r in rows)
-    return min(common_prefix(rows[0], r) for r in rows) if n else 0
+    """How many tokens every row of ``rows`` starts with."""
+    return min((common_prefix(rows[0], r) for r in rows), default=0)
+
+
+def shared_start(bodies: list[list[int]]) -> int:
+    """What a batched prefill computes once, in a one-row pass, for all of ``bodies`` (prompts less the token
+    each feeds last): the tokens they all start with (a chat template's header and default system prompt), or 0
+    for a single prompt or a start too short to pay for a pass of its own."""
+    shared = common_start(bodies) if len(bodies) > 1 else 0
+    return shared if shared >= MIN_SHARED else 0
 
 
 # ----------------------------------------------------------------------------- the token loop

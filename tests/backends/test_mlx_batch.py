@@ -11,7 +11,7 @@ pytest.importorskip("mlx_lm")
 
 from mlxsft.backends.mlx import batch  # noqa: E402
 from mlxsft.backends.mlx.generate import generate_answer, generate_answers_batch  # noqa: E402
-from mlxsft.backends.generation import Sampling  # noqa: E402
+from mlxsft.backends.generation import MIN_SHARED, Sampling, common_start  # noqa: E402
 from tests.helpers import GENERATION_CONVS  # noqa: E402
 
 MAX_TOKENS = 10
@@ -123,8 +123,8 @@ def test_what_every_prompt_starts_with_is_computed_once(loaded):
 
     prompts = [render_prompt(hf, c, template) for c in CONVS]
     bodies = [p[:-1] for p in prompts]
-    shared = batch.common_start(bodies)
-    assert shared >= batch.MIN_SHARED  # SmolLM2's template: its header and default system prompt
+    shared = common_start(bodies)
+    assert shared >= MIN_SHARED  # SmolLM2's template: its header and default system prompt
     assert all(b[:shared] == bodies[0][:shared] for b in bodies) and len({b[shared] for b in bodies}) > 1
     counted = CountingModel(model)
     kv = batch.prefill(counted, prompts)
@@ -141,9 +141,9 @@ def test_what_every_prompt_starts_with_is_computed_once(loaded):
 
 
 def test_common_start():
-    assert batch.common_start([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
-    assert batch.common_start([[1, 2], [1, 2]]) == 2 and batch.common_start([[5], [6]]) == 0
-    assert batch.common_start([[1, 2], []]) == 0 and batch.common_start([]) == 0
+    assert common_start([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_start([[1, 2], [1, 2]]) == 2 and common_start([[5], [6]]) == 0
+    assert common_start([[1, 2], []]) == 0 and common_start([]) == 0
 
 
 def test_sampled_answers_depend_on_their_seed_alone(loaded):

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Optional, Sequence
 
-from mlxsft.backends.generation import MIN_SHARED, BatchRow, Sampling, StopCondition, common_start
+from mlxsft.backends.generation import BatchRow, Sampling, StopCondition, shared_start
 
 PREFILL_TOKENS = 4096  # padded prompt tokens per prefill forward pass: big matmuls, bounded activations
 PREFILL_STEP = 2048  # prompt columns per forward pass (mlx-lm's prefill_step_size)
@@ -149,9 +149,7 @@ def prefill(model: Any, prompts: list[list[int]]) -> list[list[tuple[Any, Any]]]
     width = max(len(b) for b in bodies)
     if width == 0:
         return [[] for _ in prompts]
-    shared = common_start(bodies) if len(bodies) > 1 else 0
-    if shared < MIN_SHARED:
-        shared = 0
+    shared = shared_start(bodies)
     caches = make_prompt_cache(model)  # plain KVCache per layer (``supports``)
     if shared:
         _feed(model, mx.array([bodies[0][:shared]]), caches)

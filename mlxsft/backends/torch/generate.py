@@ -36,12 +36,11 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     common_prefix,
     AnswerStream,
     BatchRow,
-    MIN_SHARED,
     TextDiff,
     batch_answer,
-    common_start,
     finish,
     render_prompt,
+    shared_start,
     stop_condition,
 )
 
@@ -314,16 +313,14 @@ def _length_chunks(prompts: list[list[int]], batch_size: int) -> list[list[int]]
 
 
 def _shared_start(prompts: list[list[int]], cache: Any) -> int:
-    """Tokens all ``prompts`` start with, to compute once (0 where too few to pay for a pass of their own, or where
-    a layer's cache is not the plain growing kind: a sliding window counts the padding as positions). Every
-    prompt keeps at least one token of its own, whose logits give its first answer token."""
+    """``shared_start`` of the prompts less their last token (whose logits give each row's first answer token),
+    or 0 where a layer's cache is not the plain growing kind (a sliding window counts the padding as positions)."""
     from transformers.cache_utils import DynamicLayer
 
     layers = getattr(cache, "layers", None)
-    if len(prompts) < 2 or not layers or any(type(layer) is not DynamicLayer for layer in layers):
+    if not layers or any(type(layer) is not DynamicLayer for layer in layers):
         return 0
-    shared = min(common_start(prompts), min(len(p) for p in prompts) - 1)
-    return shared if shared >= MIN_SHARED else 0
+    return shared_start([p[:-1] for p in prompts])
 
 
 def _pad_id(hf: Any, stop: StopCondition) -> int:
