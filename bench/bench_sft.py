@@ -43,12 +43,6 @@ CONTENDERS = {  # name -> (runner module, engine)
 PAIRS = (("mlxsft-mlx", "mlx-lm"), ("mlxsft-torch", "trl"))
 
 
-def cpu_name() -> str:
-    from mlxsft.machine import cpu_description
-
-    return cpu_description()
-
-
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -253,9 +247,9 @@ def main(argv: list[str] | None = None) -> dict:
            "batch_size": args.batch_size, "epochs": args.epochs, "max_seq_len": args.max_seq_len,
            "options": {}}
     options = parse_options(args.option, names)
-    from mlxsft.machine import find_openblas
+    from mlxsft.machine import cpu_description, find_openblas
 
-    report = {"machine": f"{os.cpu_count()}-core {platform.machine()} {platform.system()} ({cpu_name()}), "
+    report = {"machine": f"{os.cpu_count()}-core {platform.machine()} {platform.system()} ({cpu_description()}), "
                          f"python {platform.python_version()}, MLX BLAS: {find_openblas() or 'bundled reference'}",
               "versions": versions(), "load_start": load_average(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "job_summary": f"{args.model}, LoRA r{args.rank}/alpha {2 * args.rank} all linear layers of all "

@@ -109,9 +109,8 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
         pass
     name = fields.get("model name") or platform.processor() or platform.machine() or "cpu"
     flags = set(fields.get("flags", "").split())
-    vector = next((v for v in ("avx512f", "avx2", "avx") if v in flags), "")
     details = [f"family {fields['cpu family']} model {fields['model']}"] if "cpu family" in fields else []
-    details += [vector.replace("avx512f", "avx512")] if vector else []
+    details += [unit for flag, unit in (("avx512f", "avx512"), ("avx2", "avx2"), ("avx", "avx")) if flag in flags][:1]
     return f"{name} ({', '.join(details)})" if details else name
 
 
