@@ -2,6 +2,7 @@
 
     python -m bench.bench_head                                  # gemma3-270m, rows of 512 / 2048 / 8192 tokens
     python -m bench.bench_head --lengths 512 2048 --backends torch --steps 3
+    python -m bench.bench_head --lengths 8192 --max-whole 4096 --grad-checkpoint   # 8192-token rows in 24 GB
 
 Each case is one `mlxsft train` (LoRA, one row per step, `--iters N`, no before/after table) on rows of exactly
 ``length`` tokens, half of them supervised (the assistant turn), with the head in chunks (today) and with
@@ -10,6 +11,8 @@ before the chunks). From each run: tokens/s over the steps after the first (the 
 the run measured (MLX's peak, torch's resident set on a CPU) and the plan it printed (``setup.json``). Prints a
 table and writes it with the machine and the load average to ``bench/results/head.json`` (``--results``).
 A whole-logits case that cannot fit is reported as its error rather than run out of memory: ``--max-whole``.
+``--grad-checkpoint`` trains with ``--grad-checkpoint`` (each block recomputed in the backward pass): at 8192
+tokens MLX's attention activations over 18 layers do not fit in 24 GB without it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def write_rows(folder: Path, length: int, rows: int = 4) -> Path:
     return folder
 
 
-def run_case(backend: str, length: int, whole: bool, steps: int, data: Path, out: Path) -> dict:
+def run_case(backend: str, length: int, whole: bool, steps: int, data: Path, out: Path,
+             grad_checkpoint: bool = False) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if whole:
         env["MLXSFT_WHOLE_HEAD"] = "1"
@@ -49,6 +53,8 @@ def run_case(backend: str, length: int, whole: bool, steps: int, data: Path, out
            "--data", str(data), "--max-seq-len", str(length), "--overlong", "truncate", "--batch-size", "1",
            "--micro-batch-tokens", str(length), "--iters", str(steps), "--report-every", "1",
            "--no-compare", "--eval-every", "0", "--save-every", "0", "--out", str(out), "--overwrite", "--force"]
+    if grad_checkpoint:
+        cmd.append("--grad-checkpoint")
     print("$", ("MLXSFT_WHOLE_HEAD=1 " if whole else "") + " ".join(cmd), flush=True)
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lengths", type=int, nargs="+", default=[512, 2048, 8192])
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--max-whole", type=int, default=8192, help="longest rows to try with the whole logits")
+    p.add_argument("--grad-checkpoint", action="store_true", help="train with --grad-checkpoint")
     p.add_argument("--out", type=Path, default=Path("runs/bench-head"))
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "head.json")
     args = p.parse_args(argv)
@@ -87,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 if whole and length > args.max_whole:
                     continue
                 name = f"{backend}-{length}-{'whole' if whole else 'chunked'}"
-                result = run_case(backend, length, whole, args.steps, data, args.out / name)
+                result = run_case(backend, length, whole, args.steps, data, args.out / name, args.grad_checkpoint)
                 cases.append({"backend": backend, "length": length, "head": "whole" if whole else "chunked",
-                              **result})
+                              "grad_checkpoint": args.grad_checkpoint, **result})
                 print(json.dumps(cases[-1]), flush=True)
     print(f"\n{'backend':7} {'row':>5} {'head':8} {'tok/s':>7} {'peak GB':>8} {'plan GB':>8} {'plan/peak':>9}")
     for c in cases:
