@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+
+if TYPE_CHECKING:
+    from mlxsft.config import Config
 
 
 Emit = Callable[[str, dict], None]
@@ -80,7 +83,11 @@ class Backend(Protocol):
 
     def count_parameters(self, model: Any) -> tuple[int, int]: ...
 
-    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float) -> MemoryPlan: ...
+    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float,
+                    cfg: Optional[Config] = None) -> MemoryPlan:
+        """The peak-memory estimate for micro-batches of ``rows`` x ``length``, under ``cfg`` when given (what
+        another setting, e.g. ``--grad-checkpoint``, would plan) instead of the backend's own."""
+        ...
 
     def memory_bytes(self) -> int: ...
 

@@ -8,7 +8,7 @@ before/after answers use mlx-lm's batched generator.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from mlxsft.backends.base import Emit, Loaded
 from mlxsft.config import Config
@@ -58,11 +58,12 @@ class MLXBackend:
 
         return count_parameters(model)
 
-    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float) -> Any:
+    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float,
+                    cfg: Optional[Config] = None) -> Any:
         from mlxsft.backends.mlx.memory import estimate
 
         vocab = int(getattr(getattr(loaded.model, "args", None), "vocab_size", 0) or len(loaded.hf_tokenizer))
-        return estimate(loaded.model, self.cfg, rows, length, vocab, supervised_fraction)
+        return estimate(loaded.model, cfg or self.cfg, rows, length, vocab, supervised_fraction)
 
     def on_gpu(self) -> bool:
         import mlx.core as mx

@@ -9,7 +9,7 @@ eval and export know to read PEFT files from it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from mlxsft.backends.base import Emit, Loaded
 from mlxsft.config import Config
@@ -68,12 +68,13 @@ class TorchBackend:
 
         return count_parameters(model)
 
-    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float) -> Any:
+    def memory_plan(self, loaded: Loaded, rows: int, length: int, supervised_fraction: float,
+                    cfg: Optional[Config] = None) -> Any:
         from mlxsft.backends.torch.memory import estimate
 
         vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.hf_tokenizer))
-        plan = estimate(loaded.model, self.cfg, rows, length, vocab, supervised_fraction, on_cpu=not self.on_gpu(),
-                        selective_logits=self.world.size == 1)  # distributed runs compute every position's logits
+        plan = estimate(loaded.model, cfg or self.cfg, rows, length, vocab, supervised_fraction,
+                        on_cpu=not self.on_gpu(), selective_logits=self.world.size == 1)  # distributed runs compute every position's logits
         if self.world.sharded:  # each process keeps 1/N of the weights, gradients and optimizer state
             plan.weights_gb /= self.world.size
             plan.trainable_gb /= self.world.size
