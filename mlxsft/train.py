@@ -265,8 +265,8 @@ def _fit_hint(cfg: Config, backend: Any, loaded: Any, rows: int, length: int, st
         return rest
     with_gc = replace(cfg, train=replace(cfg.train, grad_checkpoint=True))
     planned = backend.memory_plan(loaded, rows, length, float(stats.get("supervised_fraction") or 1.0), cfg=with_gc)
-    return f"with --grad-checkpoint the plan is {planned.total_gb:.1f} GB (each block recomputed in the " \
-           f"backward pass: slower, leaner); or {rest}"
+    return f"with --grad-checkpoint the plan is {planned.total_gb:.1f} GB, each block recomputed in the " \
+           f"backward pass: slower, leaner; or {rest}"
 
 
 def compare_base_and_tuned(cfg: Config, backend: Any, loaded: Any, template: str, emit: Callback,
