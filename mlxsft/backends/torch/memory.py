@@ -12,8 +12,15 @@ Checked on SmolLM2-135M, CPU, peak RSS, the bench job (``bench/bench_sft.py``): 
 micro-batches of 512 / 1024 / 2048 tokens planned at 1.12 / 0.83 / 1.17x the measured peak, on the last 8
 layers 0.93x, full fine-tuning 1.10x; whole batches (8 x 672 tokens) 14.4 GB planned against 9.7 and 13.2 GB
 measured in two identical runs (the CPU allocator's resident memory varies that much). Gradient checkpointing
-is not modelled well: torch on a CPU peaked at 7.2 GB on whole batches where 2.6 GB is planned; on a CPU,
-smaller micro-batches save more memory, and time, than checkpointing.
+is not modelled well on short rows: torch on a CPU peaked at 7.2 GB on whole batches of SmolLM2 where 2.6 GB
+is planned; on a CPU, smaller micro-batches save more memory, and time, than checkpointing.
+
+At long rows one layer's attention work at a time (``ATTN_WORK`` fp32 copies of its ``heads x row x row``
+scores: the backward of CPU attention, and the masks) comes on top, with or without checkpointing: fitted on
+Gemma-3-270M at one 8192-token row on a CPU (``bench/results/head-8192-torch-zen4.json`` and
+``head-8192-torch-gc-zen4.json``: 18.19 GB and 6.23 GB measured, 14.39 and 3.02 GB planned without it, 17.61
+and 6.24 GB with it); at 2048-token rows (not fitted) it moves the plan from +9% / -5% to +13% / -3% of the
+peak (chunked / whole head, ``head-2048-zen4.json``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from mlxsft.config import Config
 
 ACT_HIDDEN, ACT_INTER = 18.0, 6.0  # values per token per layer (fp32 on a CPU)
 LOGIT_COPIES = 3  # logits, their softmax and its gradient
+ATTN_WORK = 3.0  # fp32 copies of one layer's attention scores alive at the peak (docstring)
 RUNTIME_GB = 0.6  # Python + torch + transformers resident after import (CPU peaks are RSS)
 
 
@@ -49,6 +57,7 @@ def estimate(model: Any, cfg: Config, rows: int, length: int, vocab_size: int, s
         activations = tokens * hidden * act_bytes * n_layers + per_layer
     else:
         activations = per_layer * n_layers
+    activations += ATTN_WORK * rows * heads * length * length * 4  # one layer's attention work (docstring)
     fraction = min(max(supervised_fraction, 0.05), 1.0) if selective_logits else 1.0
     positions = tokens * fraction
     if selective_logits:  # the head runs one chunk of head_chunk_rows positions at a time (torch/loss.py)
