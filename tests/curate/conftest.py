@@ -83,8 +83,14 @@ class Stub:
                     stub.active += 1
                     stub.max_active = max(stub.max_active, stub.active)
                 status, delay = step
+                done = False
                 try:
                     time.sleep(delay)
+                    # A request stops counting as active before its reply is written: the client may send its
+                    # next request the moment the reply arrives, before this thread gets to run again.
+                    with stub.lock:
+                        stub.active -= 1
+                    done = True
                     if status != 200:
                         self.send_response(status)
                         if status == 503:
@@ -105,8 +111,9 @@ class Stub:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
                     pass
                 finally:
-                    with stub.lock:
-                        stub.active -= 1
+                    if not done:
+                        with stub.lock:
+                            stub.active -= 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
