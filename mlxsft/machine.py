@@ -92,6 +92,28 @@ def total_memory_bytes() -> int:
             return 0
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the system can give this process without swapping; None where it cannot be told."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # psutil is optional
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU as benchmark records name it: "AMD EPYC (family 25 model 17, avx512)". Machines sold under
     one model name differ (the same "AMD EPYC" ran a Gemma 3 LoRA step at 4.1 s one day and 2.2 s another),

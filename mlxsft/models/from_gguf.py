@@ -16,15 +16,14 @@ a crafted or cut file, or a model too large for this machine, fails in milliseco
 from __future__ import annotations
 
 import json
-import os
 import struct
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 from mlxsft.errors import ModelError
+from mlxsft.machine import available_memory_bytes
 from mlxsft.models.checks import first_line
 
 Progress = Callable[[str, float], None]
@@ -90,28 +89,6 @@ def check_memory(gguf: Path, need: int) -> None:
     if free is not None and need > free:
         raise ModelError(f"{gguf}: de-quantizing it to float32 needs about {need / 1e9:.1f} GB of memory, "
                          f"{free / 1e9:.1f} GB is available (close other programs, or use a smaller model)")
-
-
-def available_memory_bytes() -> int | None:
-    """Memory the system can give this process without swapping; None where it cannot be told."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:  # psutil is optional
-        pass
-    if sys.platform.startswith("linux"):
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 @contextmanager
