@@ -43,6 +43,7 @@ from mlxsft.backends.generation import (  # noqa: F401  (re-exported: the backen
     shared_start,
     stop_condition,
 )
+from mlxsft.backends.torch.cpu_linear import packed_linears
 
 
 class TorchTokenizer:
@@ -257,8 +258,9 @@ def generate_answer(model: Any, tokenizer: Any, messages: list[dict], template: 
     was_training = model.training
     model.eval()
     try:
-        gen = CachedGenerator(ModelView("model", model, activate), tokenizer)
-        answer = gen.generate(prompt, Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens), stop)
+        with packed_linears(model):  # the batch's kernels too: one by one gives its greedy tokens
+            gen = CachedGenerator(ModelView("model", model, activate), tokenizer)
+            answer = gen.generate(prompt, Sampling(temp=temp, top_p=top_p, max_tokens=max_tokens), stop)
     finally:
         model.train(was_training)
     answer.text = answer.text.strip()
@@ -290,10 +292,11 @@ def generate_answers_batch(model: Any, tokenizer: Any, conversations: list[list[
     was_training = model.training
     model.eval()
     try:
-        for chunk in _length_chunks(prompts, batch_size):
-            done = _decode_chunk(model, [prompts[i] for i in chunk], stop, hf, max_tokens, activate)
-            for i, row in zip(chunk, done):
-                rows[i] = row
+        with packed_linears(model):
+            for chunk in _length_chunks(prompts, batch_size):
+                done = _decode_chunk(model, [prompts[i] for i in chunk], stop, hf, max_tokens, activate)
+                for i, row in zip(chunk, done):
+                    rows[i] = row
     finally:
         model.train(was_training)
     elapsed = time.perf_counter() - start
